@@ -1,0 +1,154 @@
+"""One function per command: parse inputs into library objects, call the library, format the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from penchant.cli.main import print_json
+from penchant.data import ColumnMap, load_builtin, load_dataset
+from penchant.data.dataset import Dataset
+from penchant.data.split import Protocol
+from penchant.errors import InputError
+from penchant.evaluate.compare import compare
+from penchant.evaluate.runs import evaluate_run, load_run, save_run, train_run
+from penchant.models import EASE, InterestTransformer, Popularity, Recommender, model_class
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
+    if args.data:
+        return load_builtin(args.data), {"dataset": args.data}
+    columns = ColumnMap(
+        user_id=args.user_col,
+        item_id=args.item_col,
+        timestamp=args.time_col,
+        value=args.value_col,
+        event_type=args.type_col,
+        title=args.title_col,
+        categories=args.categories_col,
+    )
+    dataset = load_dataset(args.events, args.items, args.users, columns)
+    source = {"events": str(args.events), "items": str(args.items) if args.items else None,
+              "users": str(args.users) if args.users else None, "columns": columns.to_dict()}
+    return dataset, source
+
+
+def _model(name: str, config_json: str | None) -> Recommender:
+    cls = model_class(name)
+    if not config_json:
+        return cls()
+    try:
+        values = json.loads(config_json)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--config: not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(values, dict):
+        raise InputError("--config: expected a JSON object of settings")
+    try:
+        return cls(cls.config_class.from_dict(values))
+    except TypeError as exc:
+        raise InputError(f"--config: {exc}") from None
+
+
+def train(args: argparse.Namespace) -> int:
+    dataset, source = _dataset(args)
+    for line in dataset.report.lines():
+        err.print(f"[dim]data:[/] {line}")
+    model = _model(args.model, args.config)
+    run = train_run(dataset, model, args.out, Protocol(name=args.protocol), source=source)
+    stats = run.model.fit_stats
+    best = f", best validation NDCG@10 {stats.best_validation:.4f} at epoch {stats.best_epoch}" if stats.best_validation else ""
+    err.print(f"trained {model.name} in {stats.seconds:.1f}s ({stats.epochs} epochs{best}); run saved to {args.out}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    run = load_run(args.run)
+    result = evaluate_run(run, ks=args.k, exclude_seen=args.exclude_seen)
+    if args.json:
+        print_json(result)
+        return 0
+    table = Table(title=f"{result['model']} on {run.dataset.name} ({result['n_users']} test users)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result["metrics"].items():
+        table.add_row(name, f"{value:.4f}")
+    out.print(table)
+    out.print(_protocol_line(result["protocol"]))
+    return 0
+
+
+def recommend(args: argparse.Namespace) -> int:
+    run = load_run(args.run)
+    recs = run.model.recommend(args.user, k=args.k, exclude_seen=args.exclude_seen)
+    if args.json:
+        print_json([r.to_dict() for r in recs])
+        return 0
+    table = Table(title=f"top {args.k} for user {args.user} ({run.model.name})")
+    for column in ("rank", "item_id", "title", "score"):
+        table.add_column(column)
+    for rank, r in enumerate(recs, 1):
+        table.add_row(str(rank), r.item_id, r.title or "", f"{r.score:.3f}")
+    out.print(table)
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """The main job: every model on ml-100k under the default protocol, then one user up close."""
+    dataset = load_builtin("ml-100k")
+    out.print(f"[bold]penchant demo[/]: {len(dataset.events)} events, "
+              f"{dataset.n_users} users, {dataset.n_items} items (MovieLens-100k)")
+    models = [InterestTransformer(), EASE(), Popularity()]
+    started = time.perf_counter()
+    parts, results = compare(dataset, models)
+    protocol = parts.protocol.describe(exclude_seen=False)
+
+    table = Table(title=f"ml-100k, {len(parts.test)} test users")
+    for column in ("model", "NDCG@10", "HR@10", "MRR@10", "NDCG@10 (seen excl.)", "HR@10 (seen excl.)", "train s", "epochs"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for r in results:
+        table.add_row(
+            r.model.name,
+            f"{r.metrics['ndcg@10']:.4f}",
+            f"{r.metrics['hr@10']:.4f}",
+            f"{r.metrics['mrr@10']:.4f}",
+            f"{r.metrics_exclude_seen['ndcg@10']:.4f}",
+            f"{r.metrics_exclude_seen['hr@10']:.4f}",
+            f"{r.train_seconds:.1f}",
+            str(r.model.fit_stats.epochs),
+        )
+    out.print(table)
+    out.print(_protocol_line(protocol) + "; the '(seen excl.)' columns never rank items the user already has")
+
+    transformer = results[0].model
+    user = args.user or dataset.user_map.ids[0]
+    history = transformer.history_of(user)
+    titles = transformer.titles
+    recent = Table(title=f"user {user}: last 5 of {len(history)} items")
+    recent.add_column("item_id")
+    recent.add_column("title")
+    for i in history.items[-5:]:
+        recent.add_row(transformer.item_map.ids[i], titles[i] or "")
+    recs = Table(title=f"user {user}: top 10 from the interest transformer")
+    for column in ("rank", "item_id", "title", "score"):
+        recs.add_column(column)
+    for rank, r in enumerate(transformer.recommend(user, k=10), 1):
+        recs.add_row(str(rank), r.item_id, r.title or "", f"{r.score:.2f}")
+    out.print(recent)
+    out.print(recs)
+
+    save_run(args.out, dataset, transformer, parts, extra={"comparison": [r.to_dict() for r in results]})
+    out.print(f"done in {time.perf_counter() - started:.0f}s; transformer run saved to {args.out} "
+              f"(try: penchant recommend --run {args.out} --user {user})")
+    return 0
+
+
+def _protocol_line(protocol: dict) -> str:
+    seen = "already-seen items excluded" if protocol["exclude_seen"] else "already-seen items NOT excluded"
+    return f"protocol: {protocol['name']} ({protocol['description']}); ranking over the {protocol['ranking']}; {seen}"

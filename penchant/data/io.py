@@ -1,0 +1,296 @@
+"""Reading events, items and users from CSV, TSV, Parquet and JSONL files, with validation.
+
+Every error names the file, the line (text formats) or row (Parquet), and the column, and says what
+was expected. Values are read as strings first so that IDs such as ``007`` keep their form.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from penchant.data.dataset import Dataset
+from penchant.data.schema import EVENT_OPTIONAL, EVENT_REQUIRED, ColumnMap, CleaningReport
+from penchant.errors import InputError, where
+
+_LOCATION = "_location"  # internal column: the line (or row) each record came from
+TEXT_FORMATS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+JSON_FORMATS = {".jsonl", ".ndjson", ".json"}
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a table by its extension; string-typed columns plus a location column for messages.
+
+    ``frame.attrs["unit"]`` is ``"line"`` for text formats and ``"row"`` for Parquet.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a CSV, TSV, Parquet or JSONL file")
+    suffix = path.suffix.lower()
+    if suffix in TEXT_FORMATS:
+        frame = _read_delimited(path, TEXT_FORMATS[suffix])
+    elif suffix == ".parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        frame[_LOCATION] = np.arange(1, len(frame) + 1)
+        frame.attrs["unit"] = "row"
+    elif suffix in JSON_FORMATS:
+        frame = _read_jsonl(path)
+    else:
+        raise InputError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv, .parquet or .jsonl)")
+    frame.attrs["source"] = str(path)
+    return frame
+
+
+def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
+    try:
+        # index_col=False: without it pandas silently turns the first column into the index when the
+        # first data row has one field more than the header, shifting every value one column left.
+        # That case then warns instead, and the warning is turned into an error below.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: file is empty, expected a header line and rows") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        # pandas does not count line breaks inside quoted values, so find the long row ourselves.
+        records = _records(path, sep) or []
+        long = [(line, n) for line, n in records[1:] if n > records[0][1]]
+        if long:
+            raise InputError(f"{path}, line {long[0][0]}: expected {records[0][1]} fields, found {long[0][1]}") from None
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if match:
+            expected, line, saw = match.groups()
+            raise InputError(f"{path}, line {line}: expected {expected} fields, found {saw}") from None
+        raise InputError(f"{path}: cannot parse ({_first_line(exc)})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame[_LOCATION] = _data_lines(path, sep, len(frame))
+    frame.attrs["unit"] = "line"
+    return frame
+
+
+def _data_lines(path: Path, sep: str, n_rows: int) -> np.ndarray:
+    """The line each data row starts on (line 1 is the header), for messages.
+
+    Blank lines and line breaks inside quoted values make rows and lines differ; only then are the
+    lines counted record by record.
+    """
+    simple = np.arange(2, n_rows + 2)
+    with path.open("rb") as handle:
+        data = handle.read()
+    if data.count(b"\n") + (0 if data.endswith(b"\n") else 1) == n_rows + 1:
+        return simple
+    records = _records(path, sep)
+    if records is None or len(records) != n_rows + 1:
+        return simple
+    return np.array([line for line, _ in records[1:]], dtype=np.int64)
+
+
+def _records(path: Path, sep: str) -> list[tuple[int, int]] | None:
+    """(first line, number of fields) of each non-blank record, header included; None if unreadable."""
+    out = []
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=sep)
+            line = 1
+            for record in reader:
+                if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
+                    out.append((line, len(record)))
+                line = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError):
+        return None
+    return out
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    records, lines = [], []
+    with path.open(encoding="utf-8") as handle:
+        try:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+                if not isinstance(record, dict):
+                    raise InputError(f"{path}, line {number}: expected a JSON object, found {type(record).__name__}")
+                records.append(record)
+                lines.append(number)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if not records:
+        raise InputError(f"{path}: file has no records")
+    frame = pd.DataFrame.from_records(records)
+    frame[_LOCATION] = lines
+    frame.attrs["unit"] = "line"
+    return frame
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _locate(frame: pd.DataFrame, position: int, column: str | None) -> str:
+    unit = frame.attrs.get("unit", "row")
+    place = f"{unit} {int(frame[_LOCATION].iloc[position])}"
+    text = where(frame.attrs.get("source", "input"), None, None) + ", " + place
+    return text + (f", column '{column}'" if column else "")
+
+
+def _require_columns(frame: pd.DataFrame, wanted: dict[str, str], kind: str) -> None:
+    present = [c for c in frame.columns if c != _LOCATION]
+    for canonical, source in wanted.items():
+        if source not in frame.columns:
+            mapped = f" (for {canonical})" if source != canonical else ""
+            raise InputError(
+                f"{frame.attrs.get('source', kind)}: missing column '{source}'{mapped} in the {kind} file; "
+                f"columns present: {', '.join(map(str, present)) or 'none'}"
+            )
+
+
+def parse_timestamps(values: pd.Series, frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Seconds since the epoch from numbers or ISO-8601 dates; errors name the first bad value's place."""
+    if pd.api.types.is_datetime64_any_dtype(values):  # e.g. a Parquet timestamp column
+        since_epoch = pd.to_datetime(values, utc=True) - pd.Timestamp(0, tz="UTC")
+        return (since_epoch / pd.Timedelta(seconds=1)).to_numpy(dtype=float, na_value=np.nan)
+    as_number = pd.to_numeric(values, errors="coerce")
+    missing = values.isna().to_numpy()
+    if not (as_number.isna().to_numpy() & ~missing).any():
+        return as_number.to_numpy(dtype=float)
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    bad = parsed.isna().to_numpy() & as_number.isna().to_numpy() & ~missing
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{_locate(frame, position, column)}: expected a timestamp (Unix seconds or an ISO date), "
+            f"found '{values.iloc[position]}'"
+        )
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    return np.where(as_number.notna(), as_number, seconds).astype(float)
+
+
+def parse_numbers(values: pd.Series, frame: pd.DataFrame, column: str) -> np.ndarray:
+    as_number = pd.to_numeric(values, errors="coerce")
+    bad = as_number.isna().to_numpy() & values.notna().to_numpy()
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{_locate(frame, position, column)}: expected a number, found '{values.iloc[position]}'")
+    return as_number.to_numpy(dtype=float)
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """External IDs as strings; floats that are whole numbers (from JSON/Parquet) lose their '.0'."""
+    def fix(v):
+        if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v).strip()
+    return values.map(fix)
+
+
+def read_events(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
+    """Events in canonical columns from a file; validation errors name file, line and column."""
+    columns = columns or ColumnMap()
+    frame = read_table(path)
+    required = {c: columns.source_for(c) for c in EVENT_REQUIRED}
+    _require_columns(frame, required, "events")
+    out = pd.DataFrame(
+        {
+            "user_id": _ids(frame[required["user_id"]]),
+            "item_id": _ids(frame[required["item_id"]]),
+            "timestamp": parse_timestamps(frame[required["timestamp"]], frame, required["timestamp"]),
+        }
+    )
+    for canonical in EVENT_OPTIONAL:
+        source = columns.source_for(canonical)
+        explicit = getattr(columns, canonical) is not None
+        if source not in frame.columns:
+            if explicit:
+                _require_columns(frame, {canonical: source}, "events")
+            continue
+        if canonical == "value":
+            out["value"] = parse_numbers(frame[source], frame, source)
+        else:
+            out[canonical] = frame[source].where(frame[source].notna(), None)
+    if len(out) == 0:
+        raise InputError(f"{path}: no events in the file")
+    return out
+
+
+def read_items(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
+    """Item catalogue in canonical columns; ``categories`` becomes a list of strings."""
+    columns = columns or ColumnMap()
+    frame = read_table(path)
+    id_column = columns.source_for("item_id")
+    _require_columns(frame, {"item_id": id_column}, "items")
+    out = frame.drop(columns=[_LOCATION]).rename(columns={id_column: "item_id"})
+    out["item_id"] = _ids(out["item_id"])
+    missing = out["item_id"].isna().to_numpy()
+    if missing.any():
+        position = int(np.flatnonzero(missing)[0])
+        raise InputError(f"{_locate(frame, position, id_column)}: item_id is empty")
+    for canonical in ("title", "description", "categories"):
+        source = columns.source_for(canonical)
+        if source != canonical and source in out:
+            out = out.rename(columns={source: canonical})
+        elif getattr(columns, canonical) is not None and source not in out:
+            _require_columns(frame, {canonical: source}, "items")
+    if "categories" in out:
+        out["categories"] = out["categories"].map(split_categories)
+    return out
+
+
+def read_users(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
+    columns = columns or ColumnMap()
+    frame = read_table(path)
+    id_column = columns.source_for("user_id")
+    _require_columns(frame, {"user_id": id_column}, "users")
+    out = frame.drop(columns=[_LOCATION]).rename(columns={id_column: "user_id"})
+    out["user_id"] = _ids(out["user_id"])
+    return out
+
+
+def split_categories(value) -> list[str]:
+    """Categories from a list, or a string separated by '|' (or ',' / ';' when there is no '|')."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, list | tuple | np.ndarray):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value)
+    for sep in ("|", ";", ","):
+        if sep in text:
+            return [part.strip() for part in text.split(sep) if part.strip()]
+    return [text.strip()] if text.strip() else []
+
+
+def load_dataset(
+    events: str | Path,
+    items: str | Path | None = None,
+    users: str | Path | None = None,
+    columns: ColumnMap | None = None,
+) -> Dataset:
+    """Read, validate and clean a user's own files into a :class:`Dataset`."""
+    event_frame = read_events(events, columns)
+    item_frame = read_items(items, columns) if items else None
+    user_frame = read_users(users, columns) if users else None
+    report = CleaningReport(
+        events_read=len(event_frame),
+        items_read=0 if item_frame is None else len(item_frame),
+        users_read=0 if user_frame is None else len(user_frame),
+    )
+    return Dataset.from_frames(event_frame, item_frame, user_frame, name=Path(events).stem, report=report)

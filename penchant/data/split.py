@@ -1,0 +1,140 @@
+"""Splits of a dataset into training events and evaluation cases.
+
+An evaluation case is a user, the history a model may look at, and the items that user went on to
+interact with. Every split is deterministic given the dataset (events are already ordered by user,
+time, then input order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from penchant.data.dataset import Dataset, History
+from penchant.errors import InputError
+
+PROTOCOLS = ("leave-one-out", "temporal")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the data was split and how ranking is done; printed next to every number."""
+
+    name: str = "leave-one-out"
+    test_fraction: float = 0.1  # temporal only: share of events (by time) held out for test
+    ranking: str = "full catalogue"
+
+    def __post_init__(self) -> None:
+        if self.name not in PROTOCOLS:
+            raise InputError(f"unknown protocol '{self.name}' (available: {', '.join(PROTOCOLS)})")
+        if not 0.0 < self.test_fraction < 0.5:
+            raise InputError(f"protocol test_fraction must be in (0, 0.5), got {self.test_fraction}")
+
+    def describe(self, exclude_seen: bool) -> dict:
+        """The protocol as it must be reported beside a metric."""
+        text = {
+            "leave-one-out": "per user, the last event by time is the test target and the one before it "
+            "the validation target; the model sees everything before the target",
+            "temporal": f"global time split: the last {self.test_fraction:.0%} of events (by time) are test, the "
+            f"{self.test_fraction:.0%} before them validation; targets are the distinct items a user "
+            "interacted with after the cut, the history everything before it",
+        }[self.name]
+        out = {"name": self.name, "description": text, "ranking": self.ranking, "exclude_seen": exclude_seen}
+        if self.name == "temporal":
+            out["test_fraction"] = self.test_fraction
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EvalSet:
+    """Evaluation cases: for each user (internal index) a history and the target items."""
+
+    users: np.ndarray  # (U,) internal user indices
+    histories: list[History]
+    targets: list[np.ndarray]  # U arrays of distinct internal item indices
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class Split:
+    protocol: Protocol
+    train: pd.DataFrame  # training events, same columns as Dataset.events
+    validation: EvalSet
+    test: EvalSet
+    notes: list[str] = field(default_factory=list)
+
+
+def split(dataset: Dataset, protocol: Protocol | None = None) -> Split:
+    """Split a dataset according to a protocol."""
+    protocol = protocol or Protocol()
+    if protocol.name == "leave-one-out":
+        return _leave_one_out(dataset, protocol)
+    return _temporal(dataset, protocol)
+
+
+def _leave_one_out(dataset: Dataset, protocol: Protocol) -> Split:
+    events = dataset.events
+    users = events["user"].to_numpy()
+    # Rank of each event from the end of its user's (already time-ordered) sequence: 0 = last.
+    from_end = events.groupby("user", sort=False).cumcount(ascending=False).to_numpy()
+    length = np.bincount(users, minlength=dataset.n_users)[users]
+    is_test = (from_end == 0) & (length >= 2)
+    is_valid = (from_end == 1) & (length >= 3)
+    train = events[~is_test & ~is_valid]
+    histories = dataset.histories()
+    valid_cases, test_cases = [], []
+    for user, history in histories.items():
+        n = len(history)
+        if n >= 3:
+            valid_cases.append((user, History(history.items[: n - 2], history.times[: n - 2]), history.items[n - 2 : n - 1]))
+        if n >= 2:
+            test_cases.append((user, History(history.items[: n - 1], history.times[: n - 1]), history.items[n - 1 :]))
+    notes = []
+    short = int((np.bincount(users, minlength=dataset.n_users) < 3).sum())
+    if short:
+        notes.append(f"{short} users with fewer than 3 events have no validation (or test) target")
+    return Split(protocol, train, _eval_set(valid_cases), _eval_set(test_cases), notes)
+
+
+def _temporal(dataset: Dataset, protocol: Protocol) -> Split:
+    events = dataset.events
+    times = events["timestamp"].to_numpy()
+    test_cut = float(np.quantile(times, 1.0 - protocol.test_fraction))
+    valid_cut = float(np.quantile(times, 1.0 - 2 * protocol.test_fraction))
+    train = events[times < valid_cut]
+    validation = _window_cases(dataset, events, valid_cut, test_cut)
+    test = _window_cases(dataset, events, test_cut, np.inf)
+    notes = [
+        f"validation window starts at {valid_cut:.0f}, test window at {test_cut:.0f} (Unix seconds)",
+        "users with no events before a window are not evaluated in it",
+    ]
+    return Split(protocol, train, validation, test, notes)
+
+
+def _window_cases(dataset: Dataset, events: pd.DataFrame, start: float, end: float) -> EvalSet:
+    times = events["timestamp"].to_numpy()
+    before = dataset.histories(events[times < start])
+    window = events[(times >= start) & (times < end)]
+    cases = []
+    for user, group in window.groupby("user", sort=True):
+        history = before.get(int(user))
+        if history is None or len(history) == 0:
+            continue
+        targets = pd.unique(group["item"].to_numpy())
+        cases.append((int(user), history, np.asarray(targets, dtype=np.int64)))
+    return _eval_set(cases)
+
+
+def _eval_set(cases: list[tuple[int, History, np.ndarray]]) -> EvalSet:
+    return EvalSet(
+        users=np.array([c[0] for c in cases], dtype=np.int64),
+        histories=[c[1] for c in cases],
+        targets=[np.asarray(c[2], dtype=np.int64) for c in cases],
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: splitting, per-user metrics and their aggregation, independent of any model."""

@@ -1,0 +1,59 @@
+"""Scoring a model on evaluation cases: full-catalogue ranking, then per-user metrics, then means."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from penchant.data.split import EvalSet, Protocol
+from penchant.evaluate.metrics import aggregate, catalogue_coverage, per_user_metrics, topk_indices
+from penchant.models.base import Recommender, Validator
+
+
+def rank(model: Recommender, cases: EvalSet, k: int, exclude_seen: bool = False, batch_size: int = 256) -> np.ndarray:
+    """Top-k internal item indices (U, k) over the whole catalogue for every case."""
+    out = np.full((len(cases), k), -1, dtype=np.int64)
+    for start in range(0, len(cases), batch_size):
+        histories = cases.histories[start : start + batch_size]
+        scores = model.score(histories).astype(np.float64, copy=True)
+        if exclude_seen:
+            for row, history in enumerate(histories):
+                scores[row, history.items] = -np.inf
+        out[start : start + len(histories)] = topk_indices(scores, k)
+    return out
+
+
+def score_lists(topk: np.ndarray, cases: EvalSet, ks: Sequence[int], n_items: int) -> dict[str, float]:
+    """Metrics at each cutoff for saved top-k lists (no model needed)."""
+    metrics: dict[str, float] = {}
+    for k in sorted(ks):
+        metrics.update(aggregate(per_user_metrics(topk, cases.targets, k), k))
+        metrics[f"coverage@{k}"] = catalogue_coverage(topk, k, n_items)
+    return metrics
+
+
+def evaluate(
+    model: Recommender,
+    cases: EvalSet,
+    protocol: Protocol,
+    ks: Sequence[int] = (10,),
+    exclude_seen: bool = False,
+) -> dict:
+    """``{"protocol", "metrics", "n_users"}`` for a model on evaluation cases."""
+    topk = rank(model, cases, max(ks), exclude_seen)
+    return {
+        "protocol": protocol.describe(exclude_seen),
+        "metrics": score_lists(topk, cases, ks, model.n_items),
+        "n_users": len(cases),
+    }
+
+
+def validator(cases: EvalSet, k: int = 10, metric: str = "ndcg") -> Validator:
+    """A training callback returning the validation ``metric@k`` (seen items not excluded)."""
+
+    def validate(model: Recommender) -> float:
+        topk = rank(model, cases, k)
+        return float(per_user_metrics(topk, cases.targets, k)[metric].mean())
+
+    return validate

@@ -1,0 +1,228 @@
+"""The model API every recommender implements: ``fit``, ``score``, ``recommend`` (single and batched),
+``save`` and ``load``, speaking external IDs to callers and internal indices inside.
+
+A model keeps the histories of the users it knows (the events it was fitted on, plus any it is told
+about with :meth:`Recommender.observe`), so ``recommend(user_id)`` works from an ID alone; a caller with
+fresher behaviour passes a history explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from penchant.data.dataset import Dataset, History, IdMap
+from penchant.errors import InputError
+
+# A validation callback: given the model being trained, return the score to maximise (e.g. NDCG@10).
+Validator = Callable[["Recommender"], float]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Base of every model's typed config: serialisable, validated on load."""
+
+    seed: int = 42
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Self:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    score: float
+    title: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "score": self.score, "title": self.title}
+
+
+@dataclass
+class FitStats:
+    """What training did, for reports."""
+
+    seconds: float = 0.0
+    epochs: int = 0
+    best_epoch: int = 0
+    best_validation: float | None = None
+    losses: list[float] | None = None
+    validation_curve: list[float] | None = None
+
+
+class Recommender(ABC):
+    """Base class. Subclasses implement :meth:`_fit`, :meth:`score` and the state hooks."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ModelConfig]]
+
+    def __init__(self, config: ModelConfig | None = None):
+        self.config = config or self.config_class()
+        self.item_map: IdMap | None = None
+        self.titles: list[str | None] = []
+        self.popularity: np.ndarray | None = None  # training interaction counts per item
+        self.histories: dict[str, History] = {}
+        self.fit_stats = FitStats()
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        dataset: Dataset,
+        train_events: pd.DataFrame | None = None,
+        validate: Validator | None = None,
+        progress: bool = True,
+    ) -> Self:
+        """Train on ``train_events`` (default: all of the dataset's events) over the full catalogue."""
+        train_events = dataset.events if train_events is None else train_events
+        self.item_map = IdMap(dataset.item_map.ids)
+        self.titles = dataset.titles()
+        self.popularity = np.bincount(train_events["item"].to_numpy(), minlength=dataset.n_items).astype(np.float64)
+        self.histories = {}
+        self.observe(dataset, train_events)
+        start = time.perf_counter()
+        self._fit(dataset, train_events, validate, progress)
+        self.fit_stats.seconds = time.perf_counter() - start
+        return self
+
+    @abstractmethod
+    def _fit(self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool) -> None:
+        """Learn parameters from the training events."""
+
+    def observe(self, dataset: Dataset, events: pd.DataFrame) -> None:
+        """Replace the known histories of the users in ``events`` with those events (time-ordered)."""
+        for user, history in dataset.histories(events).items():
+            self.histories[dataset.user_map.ids[user]] = history
+
+    # ------------------------------------------------------------------ scoring
+    @abstractmethod
+    def score(self, histories: Sequence[History]) -> np.ndarray:
+        """Scores (B, n_items) over the full catalogue for a batch of histories; higher is better."""
+
+    def _require_fitted(self) -> None:
+        if self.item_map is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load() first")
+
+    def history_of(self, user_id: str) -> History:
+        if user_id not in self.histories:
+            raise InputError(f"unknown user '{user_id}': no events for this user in the run")
+        return self.histories[user_id]
+
+    def recommend(
+        self,
+        user_id: str | None = None,
+        k: int = 10,
+        exclude_seen: bool = False,
+        history: History | Sequence[str] | None = None,
+    ) -> list[Recommendation]:
+        """Top-k items for a known user, or for an explicit history (internal History or item IDs)."""
+        if history is None:
+            if user_id is None:
+                raise InputError("recommend needs a user_id or a history")
+            history = self.history_of(user_id)
+        elif not isinstance(history, History):
+            history = self._history_from_ids(history)
+        return self._recommend_histories([history], k, exclude_seen)[0]
+
+    def recommend_batch(self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False) -> dict[str, list[Recommendation]]:
+        """Top-k for many known users at once (one scoring pass per batch)."""
+        histories = [self.history_of(u) for u in user_ids]
+        lists: list[list[Recommendation]] = []
+        for start in range(0, len(histories), 256):
+            lists.extend(self._recommend_histories(histories[start : start + 256], k, exclude_seen))
+        return dict(zip(user_ids, lists, strict=True))
+
+    def _history_from_ids(self, item_ids: Sequence[str]) -> History:
+        self._require_fitted()
+        idx = self.item_map.indices(item_ids)
+        if (idx < 0).any():
+            raise InputError(f"history: unknown item_id '{item_ids[int(np.flatnonzero(idx < 0)[0])]}'")
+        # Without timestamps, space the events one minute apart ending now.
+        now = time.time()
+        return History(idx, now - 60.0 * np.arange(len(idx))[::-1])
+
+    def _recommend_histories(self, histories: list[History], k: int, exclude_seen: bool) -> list[list[Recommendation]]:
+        self._require_fitted()
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        scores = self.score(histories).astype(np.float64, copy=True)
+        if exclude_seen:
+            for row, history in enumerate(histories):
+                scores[row, history.items] = -np.inf
+        k = min(k, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        out = []
+        for row in range(len(histories)):
+            order = top[row][np.lexsort((top[row], -scores[row, top[row]]))]
+            out.append(
+                [
+                    Recommendation(self.item_map.ids[i], float(scores[row, i]), self.titles[i] if self.titles else None)
+                    for i in order
+                    if np.isfinite(scores[row, i])
+                ]
+            )
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> None:
+        """Write config, catalogue, known histories and parameters to a directory."""
+        self._require_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "model": self.name,
+            "config": self.config.to_dict(),
+            "item_ids": self.item_map.ids,
+            "titles": self.titles,
+            "fit_stats": asdict(self.fit_stats),
+        }
+        (directory / "model.json").write_text(json.dumps(meta))
+        np.save(directory / "popularity.npy", self.popularity)
+        rows = [(u, int(i), float(t)) for u, h in self.histories.items() for i, t in zip(h.items, h.times, strict=True)]
+        pd.DataFrame(rows, columns=["user_id", "item", "timestamp"]).to_parquet(directory / "histories.parquet", index=False)
+        self._save_state(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        directory = Path(directory)
+        meta = json.loads((directory / "model.json").read_text())
+        if meta["model"] != cls.name:
+            raise InputError(f"{directory}: holds a '{meta['model']}' model, not '{cls.name}'")
+        model = cls(cls.config_class.from_dict(meta["config"]))
+        model.item_map = IdMap(meta["item_ids"])
+        model.titles = meta["titles"]
+        model.fit_stats = FitStats(**meta["fit_stats"])
+        model.popularity = np.load(directory / "popularity.npy")
+        frame = pd.read_parquet(directory / "histories.parquet")
+        model.histories = {
+            str(user): History(group["item"].to_numpy(np.int64), group["timestamp"].to_numpy(np.float64))
+            for user, group in frame.groupby("user_id", sort=False)
+        }
+        model._load_state(directory)
+        return model
+
+    def _save_state(self, directory: Path) -> None:
+        """Write learned parameters (subclasses with parameters override)."""
+
+    def _load_state(self, directory: Path) -> None:
+        """Read learned parameters (subclasses with parameters override)."""
+
+    @property
+    def n_items(self) -> int:
+        self._require_fitted()
+        return len(self.item_map)

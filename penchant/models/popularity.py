@@ -1,0 +1,32 @@
+"""Most-popular baseline: every user gets the items with the most training interactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from penchant.data.dataset import Dataset, History
+from penchant.models.base import ModelConfig, Recommender, Validator
+
+
+@dataclass(frozen=True)
+class PopularityConfig(ModelConfig):
+    pass
+
+
+class Popularity(Recommender):
+    name = "popularity"
+    config_class = PopularityConfig
+
+    def _fit(self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool) -> None:
+        # Nothing beyond the counts the base class keeps; ties broken by item index for determinism.
+        self._scores = self.popularity - np.arange(len(self.popularity)) * 1e-9
+
+    def score(self, histories: Sequence[History]) -> np.ndarray:
+        return np.broadcast_to(self._scores, (len(histories), len(self._scores))).astype(np.float32)
+
+    def _load_state(self, directory) -> None:
+        self._scores = self.popularity - np.arange(len(self.popularity)) * 1e-9
