@@ -3,7 +3,7 @@
 from penchant.data.builtin import load_builtin, load_ml100k
 from penchant.data.dataset import Dataset, History, IdMap
 from penchant.data.io import load_dataset, read_events, read_items, read_users
-from penchant.data.schema import ColumnMap, CleaningReport
+from penchant.data.schema import CleaningReport, ColumnMap
 
 __all__ = [
     "CleaningReport",

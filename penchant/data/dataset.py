@@ -74,8 +74,8 @@ class History:
 class Dataset:
     """Events, items and users in canonical columns, with ID maps.
 
-    ``events`` columns: user_id, item_id (str), timestamp (float seconds), event_type (str or None),
-    value (float or NaN), text (str or None), plus internal ``user`` and ``item`` indices.
+    ``events`` columns: user_id, item_id (str), timestamp (float seconds), event_type (str or missing),
+    value (float or NaN), text (str or missing), plus internal ``user`` and ``item`` indices.
     ``items`` is indexed by item_id, in internal-index order; every item in the catalogue is a
     candidate for ranking, whether or not it has events.
     """
@@ -112,8 +112,9 @@ class Dataset:
     ) -> Dataset:
         """Clean canonical-column frames and build a dataset.
 
-        Cleaning drops exact duplicate events and events whose item is missing from a given
-        catalogue, and records each step in the report. Items only seen in events join the catalogue.
+        Cleaning drops events with a missing user, item or time, exact duplicate events, and events
+        whose item is not in the given catalogue, and records each step in the report. Without a
+        catalogue, the catalogue is the set of items seen in events.
         """
         report = report or CleaningReport(events_read=len(events))
         events = events.copy()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from penchant.data.dataset import Dataset
-from penchant.data.schema import EVENT_OPTIONAL, EVENT_REQUIRED, ColumnMap, CleaningReport
+from penchant.data.schema import EVENT_OPTIONAL, EVENT_REQUIRED, CleaningReport, ColumnMap
 from penchant.errors import InputError, where
 
 _LOCATION = "_location"  # internal column: the line (or row) each record came from
@@ -59,7 +59,9 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
         # That case then warns instead, and the warning is turned into an error below.
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+            frame = pd.read_csv(
+                path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], index_col=False
+            )
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: file is empty, expected a header line and rows") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning) as exc:
@@ -67,7 +69,8 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
         records = _records(path, sep) or []
         long = [(line, n) for line, n in records[1:] if n > records[0][1]]
         if long:
-            raise InputError(f"{path}, line {long[0][0]}: expected {records[0][1]} fields, found {long[0][1]}") from None
+            (line, saw), expected = long[0], records[0][1]
+            raise InputError(f"{path}, line {line}: expected {expected} fields, found {saw}") from None
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if match:
             expected, line, saw = match.groups()

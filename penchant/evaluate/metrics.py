@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from penchant.models.topk import PAD, topk_indices
+
 ACCURACY_METRICS = ("hr", "recall", "precision", "f1", "ndcg", "mrr", "map")
 
-PAD = -1
+__all__ = ["ACCURACY_METRICS", "PAD", "aggregate", "catalogue_coverage", "per_user_metrics", "topk_indices"]
 
 
 def per_user_metrics(topk: np.ndarray, targets: list[np.ndarray], k: int) -> dict[str, np.ndarray]:
@@ -110,67 +112,6 @@ def catalogue_coverage(topk: np.ndarray, k: int, n_items: int) -> float:
     return float(seen.mean())
 
 
-def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Return the indices of the ``k`` highest scores per row, best first.
-
-    Ties are broken by the lower item index, so the result is deterministic. Items scored
-    ``-inf`` (the usual mask for items that must not be recommended) are never returned: their
-    positions hold ``-1`` instead, as do positions beyond the number of items when
-    ``k > n_items``.
-
-    Args:
-        scores: ``(U, n_items)`` float scores.
-        k: how many items to return per row; must be positive.
-
-    Returns:
-        ``(U, k)`` int64 array of item indices, ``-1`` where there is no item to recommend.
-
-    Raises:
-        ValueError: on a non-2D ``scores``, ``k < 1`` or NaN scores.
-    """
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be a (users, items) array, got shape {scores.shape}")
-    if k < 1:
-        raise ValueError(f"k must be positive, got {k}")
-    if not np.issubdtype(scores.dtype, np.floating):
-        scores = scores.astype(np.float64)
-    if np.isnan(scores).any():
-        raise ValueError("scores contain NaN; mask unwanted items with -inf instead")
-
-    n_users, n_items = scores.shape
-    out = np.full((n_users, k), PAD, dtype=np.int64)
-    kk = min(k, n_items)
-    if kk == 0 or n_users == 0:
-        return out
-
-    neg = -scores
-    if kk < n_items:
-        cand = np.argpartition(neg, kk - 1, axis=1)[:, :kk]  # (U, kk), unordered
-    else:
-        cand = np.broadcast_to(np.arange(n_items), (n_users, n_items))
-    cand_neg = np.take_along_axis(neg, cand, axis=1)
-    # lexsort's last key is the primary one: score descending, then lower index first.
-    order = np.lexsort((cand, cand_neg), axis=1)
-    idx = np.take_along_axis(cand, order, axis=1)
-    vals = np.take_along_axis(cand_neg, order, axis=1)  # negated scores, ascending
-
-    if kk < n_items:
-        # argpartition picks an arbitrary subset of the items tied with the k-th score; where such a
-        # tie crosses the cutoff, redo that row with a stable full sort. A tie at -inf needs no fix:
-        # those positions become padding anyway and every finite item is already selected.
-        boundary = vals[:, -1:]  # (U, 1)
-        crossing = (neg == boundary).sum(axis=1) > (vals == boundary).sum(axis=1)
-        crossing &= boundary[:, 0] < np.inf
-        if crossing.any():
-            rows = np.flatnonzero(crossing)
-            full = np.argsort(neg[rows], axis=1, kind="stable")[:, :kk]
-            idx[rows] = full
-            vals[rows] = np.take_along_axis(neg[rows], full, axis=1)
-
-    idx[vals == np.inf] = PAD  # the item's score was -inf
-    out[:, :kk] = idx
-    return out
 
 
 def _hit_matrix(top: np.ndarray, targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

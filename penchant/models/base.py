@@ -21,6 +21,7 @@ import pandas as pd
 
 from penchant.data.dataset import Dataset, History, IdMap
 from penchant.errors import InputError
+from penchant.models.topk import PAD, topk_indices
 
 # A validation callback: given the model being trained, return the score to maximise (e.g. NDCG@10).
 Validator = Callable[["Recommender"], float]
@@ -164,16 +165,14 @@ class Recommender(ABC):
         if exclude_seen:
             for row, history in enumerate(histories):
                 scores[row, history.items] = -np.inf
-        k = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = topk_indices(scores, min(k, scores.shape[1]))
         out = []
         for row in range(len(histories)):
-            order = top[row][np.lexsort((top[row], -scores[row, top[row]]))]
             out.append(
                 [
                     Recommendation(self.item_map.ids[i], float(scores[row, i]), self.titles[i] if self.titles else None)
-                    for i in order
-                    if np.isfinite(scores[row, i])
+                    for i in top[row]
+                    if i != PAD
                 ]
             )
         return out

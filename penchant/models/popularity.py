@@ -22,11 +22,11 @@ class Popularity(Recommender):
     config_class = PopularityConfig
 
     def _fit(self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool) -> None:
-        # Nothing beyond the counts the base class keeps; ties broken by item index for determinism.
-        self._scores = self.popularity - np.arange(len(self.popularity)) * 1e-9
+        # Nothing beyond the counts the base class keeps; top-k breaks ties by catalogue order.
+        self._scores = self.popularity.astype(np.float32)
 
     def score(self, histories: Sequence[History]) -> np.ndarray:
-        return np.broadcast_to(self._scores, (len(histories), len(self._scores))).astype(np.float32)
+        return np.tile(self._scores, (len(histories), 1))
 
     def _load_state(self, directory) -> None:
-        self._scores = self.popularity - np.arange(len(self.popularity)) * 1e-9
+        self._scores = self.popularity.astype(np.float32)

@@ -24,8 +24,16 @@ class InterestTransformer(Recommender):
 
     def _fit(self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool) -> None:
         cfg: TransformerConfig = self.config
+        threads = torch.get_num_threads()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        try:
+            self._train(dataset, train_events, validate, progress)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _train(self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool) -> None:
+        cfg: TransformerConfig = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         self.net = InterestTransformerNet(dataset.n_items, cfg)

@@ -60,7 +60,12 @@ def test_cleaning_keeps_the_right_events(dirty):
 
     assert kept == [
         {"user_id": "u1", "item_id": "i1", "timestamp": 1.0, "event_type": "view"},
-        {"user_id": "u1", "item_id": "i1", "timestamp": 1.0, "event_type": "click"},  # other type: not a duplicate
+        {
+            "user_id": "u1",
+            "item_id": "i1",
+            "timestamp": 1.0,
+            "event_type": "click",
+        },  # other type: not a duplicate
         {"user_id": "u2", "item_id": "i2", "timestamp": 5.0, "event_type": "view"},
     ]
 
@@ -134,7 +139,9 @@ def test_nothing_left_after_cleaning_is_an_error():
 
 
 def test_equal_timestamps_keep_input_order():
-    events = _frame([("u2", "x", 9), ("u1", "b", 5), ("u1", "c", 1), ("u1", "a", 5), ("u2", "y", 9), ("u1", "d", 5)])
+    events = _frame(
+        [("u2", "x", 9), ("u1", "b", 5), ("u1", "c", 1), ("u1", "a", 5), ("u2", "y", 9), ("u1", "d", 5)]
+    )
 
     dataset = Dataset.from_frames(events)
 
@@ -146,7 +153,9 @@ def test_equal_timestamps_keep_input_order():
 
 def test_equal_timestamps_keep_input_order_from_a_file(tmp_path):
     path = tmp_path / "events.csv"
-    path.write_text("user_id,item_id,timestamp\nu1,z,2024-01-02\nu1,a,1704153600\nu1,m,2024-01-02T00:00:00Z\n")
+    path.write_text(
+        "user_id,item_id,timestamp\nu1,z,2024-01-02\nu1,a,1704153600\nu1,m,2024-01-02T00:00:00Z\n"
+    )
 
     dataset = load_dataset(path)
 
@@ -199,7 +208,13 @@ def test_history_append_and_empty():
 def test_summary():
     dataset = Dataset.from_frames(_frame([("u1", "i1", 3), ("u2", "i2", 7)]), name="tiny")
 
-    assert dataset.summary() == {"name": "tiny", "n_events": 2, "n_users": 2, "n_items": 2, "time_range": [3.0, 7.0]}
+    assert dataset.summary() == {
+        "name": "tiny",
+        "n_events": 2,
+        "n_users": 2,
+        "n_items": 2,
+        "time_range": [3.0, 7.0],
+    }
 
 
 # ---------------------------------------------------------------------------------------- IdMap
@@ -266,7 +281,9 @@ def test_save_load_round_trip(tmp_path):
             "text": ["nice", None, None],
         }
     )
-    items = pd.DataFrame({"item_id": ["01", "2", "3"], "title": ["A", "B", None], "categories": [["x", "y"], [], ["z"]]})
+    items = pd.DataFrame(
+        {"item_id": ["01", "2", "3"], "title": ["A", "B", None], "categories": [["x", "y"], [], ["z"]]}
+    )
     users = pd.DataFrame({"user_id": ["007", "8"], "age": [30, 41]})
     original = Dataset.from_frames(events, items, users, name="rt")
 

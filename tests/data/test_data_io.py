@@ -19,7 +19,14 @@ JAN2 = 1_704_153_600.0
 EVENTS = [
     {"uid": "007", "movie": "01", "when": "2024-01-02", "rating": "4.5", "kind": "rating", "review": "great"},
     {"uid": "007", "movie": "2", "when": "1700000000", "rating": "3", "kind": "view", "review": None},
-    {"uid": "8", "movie": "01", "when": "2024-01-02T01:00:00+01:00", "rating": None, "kind": "click", "review": "ok"},
+    {
+        "uid": "8",
+        "movie": "01",
+        "when": "2024-01-02T01:00:00+01:00",
+        "rating": None,
+        "kind": "click",
+        "review": "ok",
+    },
 ]
 ITEMS = [
     {"movie": "01", "name": "Alpha", "genres": ["a", "b"]},
@@ -123,7 +130,12 @@ def test_default_columns_need_no_column_map(tmp_path):
 
     events = read_events(path)
 
-    assert events.to_dict("list") == {"user_id": ["u1"], "item_id": ["i1"], "timestamp": [10.0], "value": [1.5]}
+    assert events.to_dict("list") == {
+        "user_id": ["u1"],
+        "item_id": ["i1"],
+        "timestamp": [10.0],
+        "value": [1.5],
+    }
 
 
 @pytest.mark.parametrize(
@@ -163,7 +175,10 @@ def test_parquet_timestamp_columns_become_unix_seconds(tmp_path, tz):
 
 def test_numeric_ids_from_json_and_parquet_lose_no_form_and_gain_no_decimal(tmp_path):
     jsonl = tmp_path / "events.jsonl"
-    jsonl.write_text('{"user_id": 7, "item_id": 1.0, "timestamp": 1}\n{"user_id": "007", "item_id": "01", "timestamp": 2}\n')
+    jsonl.write_text(
+        '{"user_id": 7, "item_id": 1.0, "timestamp": 1}\n'
+        '{"user_id": "007", "item_id": "01", "timestamp": 2}\n'
+    )
     parquet = tmp_path / "events.parquet"
     pd.DataFrame({"user_id": [7, 8], "item_id": [1.0, np.nan], "timestamp": [1, 2]}).to_parquet(parquet)
 
@@ -195,7 +210,14 @@ def test_missing_ids_in_nullable_parquet_columns_are_missing_not_the_text_NA(tmp
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("a|b", ["a", "b"]), (" a | b |", ["a", "b"]), ("a;b", ["a", "b"]), ("a,b", ["a", "b"]), ("solo", ["solo"]), ("", [])],
+    [
+        ("a|b", ["a", "b"]),
+        (" a | b |", ["a", "b"]),
+        ("a;b", ["a", "b"]),
+        ("a,b", ["a", "b"]),
+        ("solo", ["solo"]),
+        ("", []),
+    ],
 )
 def test_categories_from_text(tmp_path, raw, expected):
     path = tmp_path / "items.tsv"
@@ -206,7 +228,11 @@ def test_categories_from_text(tmp_path, raw, expected):
 
 def test_categories_from_jsonl_lists(tmp_path):
     path = tmp_path / "items.jsonl"
-    path.write_text('{"item_id": "i1", "categories": ["x", "y"]}\n{"item_id": "i2", "categories": []}\n{"item_id": "i3"}\n')
+    path.write_text(
+        '{"item_id": "i1", "categories": ["x", "y"]}\n'
+        '{"item_id": "i2", "categories": []}\n'
+        '{"item_id": "i3"}\n'
+    )
 
     assert read_items(path)["categories"].tolist() == [["x", "y"], [], []]
 
@@ -351,7 +377,11 @@ def test_bad_timestamp_in_tsv(tmp_path):
 
 def test_bad_timestamp_in_jsonl_names_the_line(tmp_path):
     path = tmp_path / "events.jsonl"
-    path.write_text('{"user_id": "u1", "item_id": "i1", "timestamp": 1}\n\n{"user_id": "u1", "item_id": "i2", "timestamp": "soon"}\n')
+    path.write_text(
+        '{"user_id": "u1", "item_id": "i1", "timestamp": 1}\n'
+        "\n"
+        '{"user_id": "u1", "item_id": "i2", "timestamp": "soon"}\n'
+    )
 
     message = _error(read_events, path)
 
@@ -361,7 +391,9 @@ def test_bad_timestamp_in_jsonl_names_the_line(tmp_path):
 
 def test_bad_timestamp_in_parquet_names_the_row(tmp_path):
     path = tmp_path / "events.parquet"
-    pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["i1", "i2"], "when": ["2024-01-02", "nope"]}).to_parquet(path)
+    pd.DataFrame(
+        {"user_id": ["u1", "u2"], "item_id": ["i1", "i2"], "when": ["2024-01-02", "nope"]}
+    ).to_parquet(path)
 
     message = _error(read_events, path, ColumnMap(timestamp="when"))
 
@@ -425,7 +457,10 @@ def test_jsonl_line_that_is_not_an_object(tmp_path):
     assert message == f"{path}, line 2: expected a JSON object, found list"
 
 
-@pytest.mark.parametrize(("name", "content"), [("events.csv", ""), ("events.tsv", ""), ("events.jsonl", ""), ("events.jsonl", "\n\n")])
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("events.csv", ""), ("events.tsv", ""), ("events.jsonl", ""), ("events.jsonl", "\n\n")],
+)
 def test_empty_file(tmp_path, name, content):
     path = tmp_path / name
     path.write_text(content)

@@ -52,6 +52,17 @@ def all_users(dataset) -> list[str]:
     return list(dataset.user_map.ids)
 
 
+def assert_same_ranking(a, b, tol=1e-5):
+    """Equal lists up to float noise: batched and single scoring may round differently, which can swap
+    items whose scores tie (e.g. items symmetric in a user's history) but nothing else."""
+    np.testing.assert_allclose([r.score for r in a], [r.score for r in b], rtol=tol, atol=tol)
+    score_a, score_b = {r.item_id: r.score for r in a}, {r.item_id: r.score for r in b}
+    for item in score_a.keys() ^ score_b.keys():  # only a tie at the cutoff may differ
+        assert abs(score_a.get(item, score_b.get(item)) - a[-1].score) <= tol
+    for item in score_a.keys() & score_b.keys():
+        assert score_a[item] == pytest.approx(score_b[item], rel=tol, abs=tol)
+
+
 def item_ids_of(model, history: History) -> set[str]:
     return {model.item_map.ids[i] for i in history.items}
 
@@ -77,7 +88,9 @@ def test_save_load_gives_identical_recommendations(fitted, cycle_dataset, tmp_pa
         assert loaded.config == fitted.config
         users = all_users(cycle_dataset)
         assert loaded.recommend_batch(users, k=10) == fitted.recommend_batch(users, k=10)
-        assert loaded.recommend(users[0], k=5, exclude_seen=True) == fitted.recommend(users[0], k=5, exclude_seen=True)
+        assert loaded.recommend(users[0], k=5, exclude_seen=True) == fitted.recommend(
+            users[0], k=5, exclude_seen=True
+        )
         histories = [fitted.history_of(u) for u in users[:5]] + [History.empty()]
         np.testing.assert_array_equal(loaded.score(histories), fitted.score(histories))
         explicit = ["m03", "m04", "m05"]
@@ -133,9 +146,7 @@ def test_batch_equals_single_recommendations(fitted, cycle_dataset):
     batch = fitted.recommend_batch(users, k=5)
     assert list(batch) == users
     for user in users:
-        single = fitted.recommend(user, k=5)
-        assert [r.item_id for r in batch[user]] == [r.item_id for r in single]
-        np.testing.assert_allclose([r.score for r in batch[user]], [r.score for r in single], rtol=1e-5, atol=1e-6)
+        assert_same_ranking(batch[user], fitted.recommend(user, k=5))
 
 
 def test_exclude_seen_never_returns_history_items(fitted, cycle_dataset):
