@@ -57,11 +57,12 @@ def _model(name: str, config_json: str | None) -> Recommender:
 
 
 def train(args: argparse.Namespace) -> int:
+    model = _model(args.model, args.config)  # settings are checked before any data is read
+    protocol = Protocol(name=args.protocol)
     dataset, source = _dataset(args)
     for line in dataset.report.lines():
         err.print(f"[dim]data:[/] {line}")
-    model = _model(args.model, args.config)
-    run = train_run(dataset, model, args.out, Protocol(name=args.protocol), source=source)
+    run = train_run(dataset, model, args.out, protocol, source=source)
     stats = run.model.fit_stats
     best = f", best validation NDCG@10 {stats.best_validation:.4f} at epoch {stats.best_epoch}" if stats.best_validation else ""
     err.print(f"trained {model.name} in {stats.seconds:.1f}s ({stats.epochs} epochs{best}); run saved to {args.out}")

@@ -7,6 +7,7 @@ stderr, ``error: ...``, and exit status 2; never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -25,10 +26,14 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="penchant", description="Learn what people are interested in and predict what they want next.")
+    parser = argparse.ArgumentParser(
+        prog="penchant", description="Learn what people are interested in and predict what they want next."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # Each command names its handler as "module:function", imported only when that command runs.
     train = sub.add_parser("train", help="train a model on a built-in dataset or your own files")
+    train.set_defaults(handler="penchant.cli.commands:train")
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="built-in dataset name (ml-100k)")
     source.add_argument("--events", type=Path, help="events file (.csv, .tsv, .parquet or .jsonl)")
@@ -47,12 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="run directory to write")
 
     evaluate = sub.add_parser("evaluate", help="test-set metrics of a run under its protocol")
+    evaluate.set_defaults(handler="penchant.cli.commands:evaluate")
     evaluate.add_argument("--run", type=Path, required=True)
     evaluate.add_argument("--k", type=_positive_int, nargs="+", default=[10], help="cutoffs (default 10)")
     evaluate.add_argument("--exclude-seen", action="store_true", help="never rank items the user already has")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
     recommend = sub.add_parser("recommend", help="top-k items for a user of a run")
+    recommend.set_defaults(handler="penchant.cli.commands:recommend")
     recommend.add_argument("--run", type=Path, required=True)
     recommend.add_argument("--user", required=True)
     recommend.add_argument("-k", "--k", type=_positive_int, default=10)
@@ -60,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="the main job: train all models on ml-100k, compare, show a user")
+    demo.set_defaults(handler="penchant.cli.commands:demo")
     demo.add_argument("--user", default=None, help="user to show (default: a fixed sample user)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="where to save the transformer run")
     return parser
@@ -67,10 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from penchant.cli import commands  # heavy imports (torch) only after argument parsing
-
+    module_name, function_name = args.handler.split(":")
     try:
-        return getattr(commands, args.command)(args)
+        # Heavy imports (torch) happen only after the arguments parsed.
+        handler = getattr(importlib.import_module(module_name), function_name)
+        return handler(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ class TransformerConfig(ModelConfig):
     dim: int = 64
     layers: int = 2
     heads: int = 2
-    max_len: int = 200  # most recent events the model attends to
+    max_len: int = 50  # most recent events the model attends to
     dropout: float = 0.3
     time_gaps: bool = True  # add the time-gap embedding
     repeat_bias: bool = True  # learn a logit offset for items already in the input

@@ -1,0 +1,5 @@
+import sys
+
+from penchant.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""The command line through a real subprocess: happy paths on own files, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def penchant(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "penchant", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def own_files(tmp_path_factory, make_cycle_dataset) -> dict[str, Path]:
+    """A small shop-like event log in a CSV with its own column names, and a JSONL catalogue."""
+    folder = tmp_path_factory.mktemp("own")
+    data = make_cycle_dataset(n_users=40, n_items=15)
+    events = data.events.rename(columns={"user_id": "visitor", "item_id": "sku", "timestamp": "ts"})
+    events[["visitor", "sku", "ts"]].to_csv(folder / "clicks.csv", index=False)
+    with (folder / "catalogue.jsonl").open("w") as handle:
+        for item_id, row in data.items.iterrows():
+            handle.write(json.dumps({"sku": item_id, "name": row["title"], "tags": ["a", "b"]}) + "\n")
+    return {"events": folder / "clicks.csv", "items": folder / "catalogue.jsonl", "dir": folder}
+
+
+OWN = ["--user-col", "visitor", "--item-col", "sku", "--time-col", "ts", "--title-col", "name"]
+SMALL = '{"dim": 32, "layers": 1, "max_len": 20, "max_epochs": 5, "threads": 1}'
+
+
+@pytest.fixture(scope="module")
+def own_run(own_files) -> Path:
+    out = own_files["dir"] / "run"
+    result = penchant(
+        "train", "--events", str(own_files["events"]), "--items", str(own_files["items"]), *OWN,
+        "--categories-col", "tags", "--model", "transformer", "--config", SMALL, "--out", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "run saved to" in result.stderr
+    return out
+
+
+def test_train_evaluate_recommend_on_own_files(own_run):
+    result = penchant("evaluate", "--run", str(own_run), "--k", "5", "10", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["protocol"]["name"] == "leave-one-out"
+    assert report["protocol"]["exclude_seen"] is False
+    assert report["protocol"]["ranking"] == "full catalogue"
+    for name in ("ndcg@10", "hr@10", "mrr@10", "recall@5", "map@10", "coverage@10"):
+        assert 0.0 <= report["metrics"][name] <= 1.0
+    assert report["n_users"] == 40
+
+    excluded = json.loads(penchant("evaluate", "--run", str(own_run), "--exclude-seen", "--json").stdout)
+    assert excluded["protocol"]["exclude_seen"] is True
+
+    recs = penchant("recommend", "--run", str(own_run), "--user", "u000", "-k", "3", "--json")
+    assert recs.returncode == 0, recs.stderr
+    items = json.loads(recs.stdout)
+    assert len(items) == 3
+    assert set(items[0]) == {"item_id", "score", "title"}
+    assert items[0]["title"].startswith("Title ")
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+
+
+def test_evaluate_without_json_prints_the_protocol(own_run):
+    result = penchant("evaluate", "--run", str(own_run))
+    assert result.returncode == 0, result.stderr
+    assert "protocol: leave-one-out" in result.stdout
+    assert "NOT excluded" in result.stdout
+
+
+def test_cleaning_is_reported(own_files, tmp_path):
+    events = own_files["events"].read_text().splitlines()
+    duplicated = "\n".join(events + events[1:4] + ["u001,,120"]) + "\n"
+    path = tmp_path / "dup.csv"
+    path.write_text(duplicated)
+    result = penchant("train", "--events", str(path), *OWN[:6], "--model", "popularity", "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert "dropped 3 duplicate events" in result.stderr
+    assert "dropped 1 events with no item_id" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["events.csv", "events.parquet", "events.jsonl"])
+def test_every_format_trains(own_files, tmp_path, name):
+    import pandas as pd
+
+    frame = pd.read_csv(own_files["events"], dtype=str)
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        frame.to_parquet(path)
+    elif name.endswith(".jsonl"):
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False)
+    result = penchant("train", "--events", str(path), *OWN[:6], "--model", "ease", "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+
+
+def test_missing_file(tmp_path):
+    result = penchant("train", "--events", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "nope.csv", "not found")
+
+
+def test_wrong_column(own_files, tmp_path):
+    result = penchant("train", "--events", str(own_files["events"]), "--user-col", "customer", "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "clicks.csv", "missing column 'customer'", "visitor")
+
+
+def test_malformed_row(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,i1,100\nu1,i2,yesterday\n")
+    result = penchant("train", "--events", str(path), "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "bad.csv", "line 3", "column 'timestamp'", "yesterday")
+
+
+def test_ragged_row(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,i1,100\nu1,i2,200,extra\n")
+    result = penchant("train", "--events", str(path), "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "ragged.csv", "line 3")
+
+
+def test_malformed_jsonl(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"user_id": "u1", "item_id": "i1", "timestamp": 1}\n{"user_id": "u1", \n')
+    result = penchant("train", "--events", str(path), "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "bad.jsonl", "line 2", "not valid JSON")
+
+
+def test_unknown_user(own_run):
+    result = penchant("recommend", "--run", str(own_run), "--user", "u-999")
+    assert_one_line_error(result, "unknown user 'u-999'")
+
+
+def test_not_a_run_directory(tmp_path):
+    assert_one_line_error(penchant("evaluate", "--run", str(tmp_path)), str(tmp_path), "run.json")
+
+
+def test_bad_config_and_model(own_files, tmp_path):
+    base = ["train", "--events", str(own_files["events"]), *OWN[:6], "--out", str(tmp_path / "r")]
+    assert_one_line_error(penchant(*base, "--model", "magic"), "unknown model 'magic'")
+    assert_one_line_error(penchant(*base, "--config", "{not json"), "--config", "not valid JSON")
+    assert_one_line_error(penchant(*base, "--config", '{"depth": 3}'), "unknown setting(s) depth")
+
+
+def test_bad_k_is_a_usage_error(own_run):
+    result = penchant("recommend", "--run", str(own_run), "--user", "u000", "-k", "0")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "must be at least 1" in result.stderr
