@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test install install-test benchmark lint clean
+.PHONY: demo test install install-test system-test-deps benchmark benchmark-text lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,26 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/penchant demo
 
-test: install-test
+# System packages the service tests use: Chromium and a CJK font (dashboard test), PostgreSQL (event
+# store). Installed only when missing, and only as root (as CI runs); elsewhere those tests skip.
+SYSTEM_TEST_PACKAGES := chromium fonts-wqy-microhei postgresql
+system-test-deps:
+	@command -v dpkg >/dev/null || exit 0; \
+	missing=$$(for p in $(SYSTEM_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then echo "not root: skipping apt-get install of" $$missing; exit 0; fi; \
+	echo "installing" $$missing; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
+
+test: install-test system-test-deps
 	$(PY) -m pytest -q
 
 benchmark: install
 	$(PY) benchmarks/run.py
+
+# Item text in the transformer (ID-only, text-only, fused; default and cold-start protocols).
+benchmark-text: install
+	$(PY) benchmarks/text.py
 
 lint: install-test
 	$(VENV)/bin/ruff check penchant tests benchmarks

@@ -33,6 +33,8 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
         event_type=args.type_col,
         title=args.title_col,
         categories=args.categories_col,
+        description=getattr(args, "description_col", None),
+        text=getattr(args, "text_col", None),
     )
     dataset = load_dataset(args.events, args.items, args.users, columns)
     source = {"events": str(args.events), "items": str(args.items) if args.items else None,
@@ -58,6 +60,10 @@ def _model(name: str, config_json: str | None) -> Recommender:
 
 def train(args: argparse.Namespace) -> int:
     model = _model(args.model, args.config)  # settings are checked before any data is read
+    if getattr(args, "text_encoder", None):
+        from penchant.cli.text import with_text_encoder
+
+        model = with_text_encoder(model, args.text_encoder)
     protocol = Protocol(name=args.protocol)
     dataset, source = _dataset(args)
     for line in dataset.report.lines():
@@ -70,8 +76,24 @@ def train(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    if getattr(args, "task", "ranking") == "next-interest":
+        from penchant.cli.interests import evaluate_next
+
+        return evaluate_next(args)
     run = load_run(args.run)
-    result = evaluate_run(run, ks=args.k, exclude_seen=args.exclude_seen)
+    if getattr(args, "protocol", None) and args.protocol != run.protocol.name:
+        raise InputError(
+            f"{args.run}: the run was trained under the '{run.protocol.name}' protocol, not '{args.protocol}'; "
+            f"train it with --protocol {args.protocol}"
+        )
+    policy = None
+    if getattr(args, "policy", None) or getattr(args, "explore", 0.0):
+        from penchant.cli.explore import evaluation_policy
+
+        policy = evaluation_policy(args, run)
+    result = evaluate_run(
+        run, ks=args.k or [10], exclude_seen=args.exclude_seen, policy=policy, explore=getattr(args, "explore", 0.0)
+    )
     if args.json:
         print_json(result)
         return 0
@@ -87,6 +109,13 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def recommend(args: argparse.Namespace) -> int:
     run = load_run(args.run)
+    if getattr(args, "policy", None) or getattr(args, "explore", 0.0):
+        from penchant.cli.explore import recommend as explore_recommend
+
+        rows = explore_recommend(args, run)
+        if args.json:
+            print_json(rows)
+        return 0
     recs = run.model.recommend(args.user, k=args.k, exclude_seen=args.exclude_seen)
     if args.json:
         print_json([r.to_dict() for r in recs])

@@ -15,7 +15,7 @@ import pandas as pd
 from penchant.data.dataset import Dataset, History
 from penchant.errors import InputError
 
-PROTOCOLS = ("leave-one-out", "temporal")
+PROTOCOLS = ("leave-one-out", "temporal", "cold-start")
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,9 @@ class Protocol:
     """How the data was split and how ranking is done; printed next to every number."""
 
     name: str = "leave-one-out"
-    test_fraction: float = 0.1  # temporal only: share of events (by time) held out for test
+    test_fraction: float = 0.1  # temporal: share of events (by time) held out; cold-start: share of items
     ranking: str = "full catalogue"
+    seed: int = 0  # cold-start only: which items are held out
 
     def __post_init__(self) -> None:
         if self.name not in PROTOCOLS:
@@ -37,6 +38,9 @@ class Protocol:
         text = {
             "leave-one-out": "per user, the last event by time is the test target and the one before it "
             "the validation target; the model sees everything before the target",
+            "cold-start": f"item split: {self.test_fraction:.0%} of the items with events (seed {self.seed}) are "
+            "held out of training entirely; per user, the first event on a held-out item is the test target, the "
+            "events before it the history; the last warm event is the validation target",
             "temporal": f"global time split: the last {self.test_fraction:.0%} of events (by time) are test, the "
             f"{self.test_fraction:.0%} before them validation; targets are the distinct items a user "
             "interacted with after the cut, the history everything before it",
@@ -44,6 +48,8 @@ class Protocol:
         out = {"name": self.name, "description": text, "ranking": self.ranking, "exclude_seen": exclude_seen}
         if self.name == "temporal":
             out["test_fraction"] = self.test_fraction
+        if self.name == "cold-start":
+            out["held_out_fraction"], out["seed"] = self.test_fraction, self.seed
         return out
 
     def to_dict(self) -> dict:
@@ -76,6 +82,8 @@ def split(dataset: Dataset, protocol: Protocol | None = None) -> Split:
     protocol = protocol or Protocol()
     if protocol.name == "leave-one-out":
         return _leave_one_out(dataset, protocol)
+    if protocol.name == "cold-start":
+        return _cold_start(dataset, protocol)
     return _temporal(dataset, protocol)
 
 
@@ -116,6 +124,50 @@ def _temporal(dataset: Dataset, protocol: Protocol) -> Split:
         "users with no events before a window are not evaluated in it",
     ]
     return Split(protocol, train, validation, test, notes)
+
+
+def held_out_items(dataset: Dataset, protocol: Protocol) -> np.ndarray:
+    """Internal indices of the items the cold-start protocol holds out of training: a seeded
+    ``test_fraction`` share of the items that have events (at least one)."""
+    active = np.unique(dataset.events["item"].to_numpy())
+    n = max(1, int(round(protocol.test_fraction * len(active))))
+    return np.sort(np.random.default_rng(protocol.seed).choice(active, size=n, replace=False))
+
+
+def _cold_start(dataset: Dataset, protocol: Protocol) -> Split:
+    # An item split, not a time split: no event on a held-out item is ever trained on, while events
+    # on the other ("warm") items are, even those later than a user's test target.
+    cold = np.zeros(dataset.n_items, dtype=bool)
+    cold[held_out_items(dataset, protocol)] = True
+    events = dataset.events
+    warm = events[~cold[events["item"].to_numpy()]]
+    users = warm["user"].to_numpy()
+    from_end = warm.groupby("user", sort=False).cumcount(ascending=False).to_numpy()
+    length = np.bincount(users, minlength=dataset.n_users)[users]
+    train = warm[~((from_end == 0) & (length >= 2))]  # each user's last warm event validates
+    valid_cases, test_cases, cold_first = [], [], 0
+    for user, history in dataset.histories(warm).items():
+        n = len(history)
+        if n >= 2:
+            valid_cases.append((user, History(history.items[: n - 1], history.times[: n - 1]), history.items[n - 1 :]))
+    for user, history in dataset.histories().items():
+        flags = cold[history.items]
+        if not flags.any():
+            continue
+        first = int(np.argmax(flags))
+        if first == 0:
+            cold_first += 1
+            continue
+        test_cases.append((user, History(history.items[:first], history.times[:first]), history.items[first : first + 1]))
+    notes = [
+        f"{int(cold.sum())} of {dataset.n_items} items ({protocol.test_fraction:.0%} of those with events, seed "
+        f"{protocol.seed}) held out of training entirely",
+        "test: per user, the first event on a held-out item is the target and the events before it (all on "
+        "warm items) the history; validation: per user, the last warm event",
+    ]
+    if cold_first:
+        notes.append(f"{cold_first} users whose very first event is on a held-out item have no test case")
+    return Split(protocol, train, _eval_set(valid_cases), _eval_set(test_cases), notes)
 
 
 def _window_cases(dataset: Dataset, events: pd.DataFrame, start: float, end: float) -> EvalSet:

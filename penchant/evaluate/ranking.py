@@ -8,7 +8,7 @@ import numpy as np
 
 from penchant.data.split import EvalSet, Protocol
 from penchant.evaluate.metrics import aggregate, catalogue_coverage, per_user_metrics, topk_indices
-from penchant.models.base import Recommender, Validator
+from penchant.models.base import ModelConfig, Recommender, Validator
 
 
 def rank(model: Recommender, cases: EvalSet, k: int, exclude_seen: bool = False, batch_size: int = 256) -> np.ndarray:
@@ -57,3 +57,17 @@ def validator(cases: EvalSet, k: int = 10, metric: str = "ndcg") -> Validator:
         return float(per_user_metrics(topk, cases.targets, k)[metric].mean())
 
     return validate
+
+
+class RandomScores(Recommender):
+    """Uniformly random scores, seeded: the chance level a model is compared with (a reference for
+    reports, not a model to serve, hence not in ``penchant.models.MODELS``)."""
+
+    name = "random"
+    config_class = ModelConfig
+
+    def _fit(self, dataset, train_events, validate, progress) -> None:
+        self._rng = np.random.default_rng(self.config.seed)
+
+    def score(self, histories) -> np.ndarray:
+        return self._rng.random((len(histories), self.n_items))

@@ -1,5 +1,26 @@
-"""Interests: the taxonomy of interests and per-user interest profiles."""
+"""Interests: the taxonomy of interests, per-user interest profiles and next-interest prediction."""
 
+from penchant.interests.narrate import LLMSettings, narrate
+from penchant.interests.predict import (
+    history_frequency,
+    interest_probabilities,
+    predict_interests,
+    top_interests,
+)
+from penchant.interests.profile import InterestShift, InterestWeight, Profile, ProfileConfig, build_profile
 from penchant.interests.taxonomy import Taxonomy
 
-__all__ = ["Taxonomy"]
+__all__ = [
+    "InterestShift",
+    "InterestWeight",
+    "LLMSettings",
+    "Profile",
+    "ProfileConfig",
+    "Taxonomy",
+    "build_profile",
+    "history_frequency",
+    "interest_probabilities",
+    "narrate",
+    "predict_interests",
+    "top_interests",
+]

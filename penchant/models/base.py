@@ -177,6 +177,33 @@ class Recommender(ABC):
             )
         return out
 
+    # ------------------------------------------------------------------ new items
+    def add_items(self, items: pd.DataFrame) -> list[str]:
+        """Add catalogue items (canonical columns: ``item_id``, optional ``title``, ``description``,
+        ``categories``) to a fitted model without retraining; returns their IDs, now rankable.
+
+        Models that cannot score an item they were not trained on refuse with an :class:`InputError`.
+        """
+        self._require_fitted()
+        frame = items.reset_index() if "item_id" not in items.columns else items.reset_index(drop=True)
+        ids = [str(i) for i in frame["item_id"]]
+        known = [i for i in ids if i in self.item_map]
+        if known:
+            raise InputError(f"item '{known[0]}' is already in the model's catalogue")
+        if len(set(ids)) != len(ids):
+            raise InputError("new items: an item_id appears more than once")
+        self._add_items(frame)  # first, so that a refusal leaves the model unchanged
+        for item_id in ids:
+            self.item_map.add(item_id)
+        titles = frame["title"] if "title" in frame else [None] * len(ids)
+        self.titles = list(self.titles) + [None if pd.isna(t) else str(t) for t in titles]
+        self.popularity = np.concatenate([self.popularity, np.zeros(len(ids))])
+        return ids
+
+    def _add_items(self, items: pd.DataFrame) -> None:
+        """Extend learned state by new items (models that can score unseen items override)."""
+        raise InputError(f"the {self.name} model cannot add items without retraining; use the transformer")
+
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:
         """Write config, catalogue, known histories and parameters to a directory."""

@@ -6,7 +6,7 @@ cut into consecutive windows (with a random offset each epoch), each predicting 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -62,10 +62,29 @@ def training_windows(histories: Sequence[History], max_len: int, rng: np.random.
     return windows
 
 
+def event_text_rows(histories: Sequence[History], max_len: int, index: Mapping[tuple[int, float], int]) -> torch.Tensor:
+    """Rows (B, T) into an event-text table for the events :func:`pack` lays out; 0 = no text.
+
+    ``index`` maps (item index, timestamp) of an event to its row: a :class:`History` carries only
+    items and times, and one user's events on one item at one instant are one event.
+    """
+    t = max(1, min(max_len, max((len(h) for h in histories), default=1)))
+    rows = np.zeros((len(histories), t), dtype=np.int64)
+    for row, history in enumerate(histories):
+        n = min(len(history), t)
+        for j, (item, time) in enumerate(zip(history.items[len(history) - n :], history.times[len(history) - n :], strict=True)):
+            rows[row, j] = index.get((int(item), float(time)), 0)
+    return torch.from_numpy(rows)
+
+
 def batches(
-    windows: list[tuple[History, int, int]], batch_size: int, rng: np.random.Generator
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Shuffled (items, gaps, targets) batches, each (B, T), right-padded; targets are next-item tokens."""
+    windows: list[tuple[History, int, int]],
+    batch_size: int,
+    rng: np.random.Generator,
+    event_index: Mapping[tuple[int, float], int] | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Shuffled (items, gaps, targets, event-text rows) batches, each (B, T), right-padded; targets are
+    next-item tokens; the rows (see :func:`event_text_rows`) are None without an ``event_index``."""
     # Batch windows of similar length together (less padding), then shuffle the batches.
     lengths = np.array([e - s for _, s, e in windows])
     order = np.lexsort((rng.random(len(windows)), lengths))
@@ -79,4 +98,5 @@ def batches(
         for row, (h, s, e) in enumerate(chunk):
             n, length = e - s, int(lengths[row])
             targets[row, length - n : length] = torch.from_numpy(h.items[s + 1 : e + 1] + 1)
-        yield items, gaps, targets
+        rows = event_text_rows(inputs, t, event_index) if event_index is not None else None
+        yield items, gaps, targets, rows

@@ -1,0 +1,185 @@
+"""Load: latency and throughput of recommendations with events mixed in, against a trivial endpoint
+(GET /health) in the same run, on a real `penchant serve` over the ml-100k transformer.
+
+Each worker holds one keep-alive connection. In the mixed phase a worker records an event for a random
+user and then asks for that user's recommendations, so every recommendation includes the online update
+that came just before it. Bounded: at most --requests requests and --seconds seconds per phase.
+
+    .venv/bin/python benchmarks/serve_load.py [--run /tmp/penchant-ml100k-run] [--concurrency 1 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+from serve_common import (
+    HOST,
+    Client,
+    Server,
+    conditions,
+    conditions_md,
+    create_key,
+    ensure_ml100k_run,
+    summary,
+    write,
+)
+
+from penchant.serve.testing import free_port
+
+
+def phase(
+    port: int, key: str, concurrency: int, requests: int, seconds: float, step
+) -> dict[str, list[float]]:
+    """Run ``step(client, rng, record)`` in ``concurrency`` threads until ``requests`` are done in all."""
+    latencies: dict[str, list[float]] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+    done = [0]
+    deadline = time.monotonic() + seconds
+
+    def worker(seed: int) -> None:
+        client, rng = Client(HOST, port, key), random.Random(seed)
+
+        def record(kind: str, status: int, latency: float) -> None:
+            with lock:
+                if status >= 300:
+                    errors.append(f"{kind}: HTTP {status}")
+                latencies.setdefault(kind, []).append(latency)
+
+        while time.monotonic() < deadline:
+            with lock:
+                if done[0] >= requests:
+                    return
+                done[0] += 1
+            step(client, rng, record)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies["_seconds"] = [time.perf_counter() - start]
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=Path(tempfile.gettempdir()) / "penchant-ml100k-run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument(
+        "--requests", type=int, default=3000, help="requests per phase (a mixed pair counts once)"
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="time limit per phase")
+    args = parser.parse_args()
+
+    run_dir = ensure_ml100k_run(args.run)
+    events = pd.read_parquet(run_dir / "data" / "events.parquet", columns=["user_id", "item_id"])
+    users, items = sorted(events["user_id"].unique()), sorted(events["item_id"].unique())
+    workdir = Path(tempfile.mkdtemp(prefix="penchant-load-"))
+    db_url = f"sqlite:///{workdir / 'events.sqlite3'}"
+    before = conditions()
+    port = free_port()
+    key = create_key(db_url, "write")
+    server = Server(run_dir, db_url, port)
+    clock = [time.time()]
+
+    def mixed(client, rng, record):
+        user = rng.choice(users)
+        clock[0] += 0.001  # distinct timestamps: every event is new
+        body = {"user_id": user, "item_id": rng.choice(items), "timestamp": clock[0], "event_type": "view"}
+        record("event", *client.timed("POST", "/events", body))
+        record("recommendation", *client.timed("GET", f"/users/{user}/recommendations?k=10"))
+
+    def recommendations(client, rng, record):
+        record("recommendation", *client.timed("GET", f"/users/{rng.choice(users)}/recommendations?k=10"))
+
+    def trivial(client, rng, record):
+        record("trivial", *client.timed("GET", "/health"))
+
+    results = []
+    try:
+        phase(port, key, 2, 300, 30, mixed)  # warm-up: imports, allocator, caches
+        for concurrency in args.concurrency:
+            row = {"concurrency": concurrency}
+            for name, step in (("mixed", mixed), ("recommendations", recommendations), ("trivial", trivial)):
+                lat = phase(port, key, concurrency, args.requests, args.seconds, step)
+                seconds = lat.pop("_seconds")[0]
+                row[name] = {kind: summary(values, seconds) for kind, values in lat.items()}
+                row[name]["seconds"] = round(seconds, 2)
+            rec_rate = row["recommendations"]["recommendation"]["per_second"]
+            row["throughput_ratio_recommendations_to_trivial"] = round(
+                rec_rate / row["trivial"]["trivial"]["per_second"], 3
+            )
+            results.append(row)
+    finally:
+        server.stop()
+
+    after = conditions()
+    result = {
+        "benchmark": "serve_load",
+        "protocol": "HTTP/1.1 keep-alive over loopback, one connection per client thread; uvicorn (h11), one "
+        "process; SQLite event store (WAL, synchronous=FULL); API key checked on every request; k=10, "
+        "already-seen items not excluded, exact retrieval over the full catalogue",
+        "model": f"transformer run {run_dir} (ml-100k, 1682 items, 943 users)",
+        "server_threads": "torch 1 intra-op thread per request; anyio worker threads for sync routes",
+        "conditions_before": before,
+        "conditions_after": after,
+        "results": results,
+    }
+    lines = [
+        "# Service load benchmark (`benchmarks/serve_load.py`)",
+        "",
+        result["protocol"] + ".",
+        f"Model: {result['model']}. Threads: {result['server_threads']}. "
+        "The client runs on the same machine.",
+        "",
+        "| concurrency | phase | request | requests | req/s | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results:
+        for name in ("mixed", "recommendations", "trivial"):
+            for kind, s in row[name].items():
+                if kind == "seconds":
+                    continue
+                lines.append(
+                    f"| {row['concurrency']} | {name} | {kind} | {s['requests']} | {s['per_second']} | "
+                    f"{s['p50_ms']} | "
+                    f"{s['p90_ms']} | {s['p99_ms']} | {s['max_ms']} |"
+                )
+    lines += [
+        "",
+        "Throughput of recommendations relative to GET /health in the same run (bar: at least 0.5):",
+        "",
+    ]
+    for row in results:
+        lines.append(
+            f"- concurrency {row['concurrency']}: {row['throughput_ratio_recommendations_to_trivial']}"
+        )
+    p99 = next((r["mixed"]["recommendation"]["p99_ms"] for r in results if r["concurrency"] == 1), None)
+    if p99 is not None:
+        lines.append(
+            f"- recommendation p99 at concurrency 1, right after its user's new event: {p99} ms (bar: 10 ms)"
+        )
+    lines += [
+        "",
+        "Conditions before:",
+        "",
+        conditions_md(before),
+        "Conditions after:",
+        "",
+        conditions_md(after),
+    ]
+    write("serve_load", result, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Long-run value of exploring: simulated users with hidden interests, exploit-only against each policy.
+
+    .venv/bin/python benchmarks/simulate.py          # 5 seeds, 200 users, 40 rounds of 10-item slates
+
+The simulator and its click model are in penchant/explore/simulator.py. Each seed draws a new world
+(users, items, latent and hidden interests); within a seed every policy meets the same world and the
+same click random numbers, so differences between policies are paired. Reported per policy and knob
+setting: cumulative clicks per user, the relative gain over exploit-only (mean and standard deviation
+over seeds), hidden interests discovered per user, and the share of slots that explored. A second
+table repeats the best setting of each policy in worlds without satiation, where more of the same
+never tires anyone: the part of the gain that comes from variety rather than from discovery.
+Writes benchmarks/results/simulate.md and .json.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault(
+    "OPENBLAS_NUM_THREADS", "1"
+)  # many tiny per-user matrix products: threads only add waits
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from penchant.evaluate.runs import machine  # noqa: E402
+from penchant.explore import (  # noqa: E402
+    Bandit,
+    Calibrated,
+    Diversity,
+    InterestTransitions,
+    NovelInterest,
+    NovelInterestConfig,
+)
+from penchant.explore.simulator import SimulatorConfig, World, make_world, simulate  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+KNOBS = (0.2, 0.5)
+BAR_GAIN = 0.10
+
+
+def policies(world: World) -> dict:
+    """Fresh policy objects for one run (the bandit keeps per-user state, so never reuse one)."""
+    taxonomy = world.taxonomy
+    transitions = InterestTransitions.fit(world.histories, taxonomy.membership)
+    return {
+        "diversity": lambda: Diversity(taxonomy, world.vectors),
+        "calibrated": lambda: Calibrated(taxonomy),
+        "novel-interest": lambda: NovelInterest(taxonomy, transitions, world.vectors),
+        # Keeps serving an interest while it is under 5% of the user's history, instead of moving on
+        # to the next unexplored one as soon as the first item is clicked.
+        "novel-interest (nurturing)": lambda: NovelInterest(
+            taxonomy, transitions, world.vectors, NovelInterestConfig(new_below_share=0.05)
+        ),
+        "bandit": lambda: Bandit(taxonomy),
+    }
+
+
+def run_seeds(config: SimulatorConfig, seeds: list[int], settings: list[tuple[str, float]]) -> dict:
+    """Per setting, per seed: cumulative clicks per user, discovered hidden interests, explore share."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for seed in seeds:
+        world = make_world(config, seed)
+        makers = policies(world)
+        base = simulate(world, None, 0.0, seed=1000 + seed)
+        for name, knob in [("exploit-only", 0.0), *settings]:
+            result = (
+                base if name == "exploit-only" else simulate(world, makers[name](), knob, seed=1000 + seed)
+            )
+            key = name if name == "exploit-only" else f"{name} @ {knob:g}"
+            entry = out.setdefault(
+                key,
+                {
+                    "policy": name,
+                    "explore": knob,
+                    "clicks": [],
+                    "gain": [],
+                    "discovered": [],
+                    "explore_share": [],
+                },
+            )
+            entry["clicks"].append(result.cumulative_clicks / config.n_users)
+            entry["gain"].append(result.cumulative_clicks / base.cumulative_clicks - 1.0)
+            entry["discovered"].append(result.discovered)
+            entry["explore_share"].append(result.explore_share)
+    return out
+
+
+def summarise(runs: dict) -> list[dict]:
+    rows = []
+    for key, entry in runs.items():
+        row = {"setting": key, "policy": entry["policy"], "explore": entry["explore"]}
+        for metric in ("clicks", "gain", "discovered", "explore_share"):
+            values = np.asarray(entry[metric])
+            row[metric] = {
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                "min": float(values.min()),
+                "max": float(values.max()),
+                "per_seed": values.tolist(),
+            }
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| setting | clicks per user | gain vs exploit-only (mean ± sd, min..max) | "
+        "hidden interests discovered | "
+        "explore share |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c, g, d, e = r["clicks"], r["gain"], r["discovered"], r["explore_share"]
+        lines.append(
+            f"| {r['setting']} | {c['mean']:.2f} ± {c['std']:.2f} | "
+            f"{100 * g['mean']:+.1f}% ± {100 * g['std']:.1f} "
+            f"({100 * g['min']:+.1f}..{100 * g['max']:+.1f}) | "
+            f"{d['mean']:.2f} ± {d['std']:.2f} | {e['mean']:.2f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    config = SimulatorConfig(n_users=args.users, rounds=args.rounds)
+    seeds = list(range(args.seeds))
+    started = time.perf_counter()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    names = list(policies(make_world(replace(config, n_users=2), 0)))
+    rows = summarise(run_seeds(config, seeds, [(n, k) for n in names for k in KNOBS]))
+    explored = [r for r in rows if r["policy"] != "exploit-only"]
+    best = max(explored, key=lambda r: r["gain"]["mean"])
+    best_of = {
+        n: max((r for r in explored if r["policy"] == n), key=lambda r: r["gain"]["mean"]) for n in names
+    }
+    plain = replace(config, satiation=1.0)
+    ablation = summarise(run_seeds(plain, seeds, [(n, r["explore"]) for n, r in best_of.items()]))
+    report = {
+        "benchmark": "simulated long-run value of exploration",
+        "command": "python benchmarks/simulate.py"
+        + "".join(
+            f" --{k} {v}"
+            for k, v in (("seeds", args.seeds), ("users", args.users), ("rounds", args.rounds))
+            if v != {"seeds": 5, "users": 200, "rounds": 40}[k]
+        ),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "load_average": load_before,
+        "config": config.to_dict(),
+        "seeds": seeds,
+        "rows": rows,
+        "best": {
+            "setting": best["setting"],
+            "gain_mean": best["gain"]["mean"],
+            "gain_std": best["gain"]["std"],
+        },
+        "bar": {
+            "rule": "the best policy gathers >= 10% more cumulative clicks than exploit-only "
+            "(mean over seeds)",
+            "met": best["gain"]["mean"] >= BAR_GAIN,
+        },
+        "without_satiation": ablation,
+    }
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "simulate.json").write_text(json.dumps(report, indent=2))
+    c = config
+    md = [
+        "# Simulated long-run value of exploration",
+        "",
+        f"Command: `{report['command']}` ({report['date']}, {report['seconds']} s on "
+        f"{report['machine']['cpu_count']} cores, load average {load_before}). Seeds {seeds}: each draws a "
+        "new world; policies within a seed share it and its click random numbers.",
+        "",
+        f"World: {c.n_users} users, {c.n_interests} interests on a ring x {c.items_per_interest} items; "
+        "each user "
+        f"likes {c.known_interests} interests they have a {c.history_length}-item history in and "
+        f"{c.hidden_interests} neighbouring ones they have never touched (hidden), affinity "
+        f"U({c.like_low}, {c.like_high}) for liked interests, {c.dislike} for the rest. Click probability "
+        f"= 1/log2(rank+2) x affinity x item quality x {c.satiation}^(clicks in that interest in the last "
+        f"{c.satiation_window} rounds). {c.rounds} rounds of {c.k}-item slates re-ranked from the steered "
+        f"model's top {c.n_candidates}; the model scores by recency-weighted ({c.recency}) interest click "
+        "share "
+        "x item popularity and learns from every click. Clicked items are not shown again.",
+        "",
+        *table(rows),
+        "",
+        "Policies use their library defaults, except \"novel-interest (nurturing)\": the same policy with "
+        "`NovelInterestConfig(new_below_share=0.05)`, added after the strict default (explore only interests "
+        "with no history at all) proved to discover nearly every hidden interest yet lose clicks, because it "
+        "moves on to the next, disliked, interest after the first click. On ml-100k the strict default is "
+        "the one measured (benchmarks/explore.py).",
+        "",
+        f"Best: **{best['setting']}**, {100 * best['gain']['mean']:+.1f}% ± {100 * best['gain']['std']:.1f} "
+        f"cumulative clicks over exploit-only. Bar ({report['bar']['rule']}): "
+        f"**{'met' if report['bar']['met'] else 'NOT met'}**.",
+        "",
+        "## Without satiation (satiation = 1: more of the same never tires anyone)",
+        "",
+        "Each policy at its best knob setting from above, same seeds:",
+        "",
+        *table(ablation),
+        "",
+    ]
+    (args.out / "simulate.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The command line's exploration edge: policy names to policy objects, and formatting slates."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from penchant.data.dataset import Dataset, History
+from penchant.errors import InputError
+from penchant.evaluate.beyond import category_taxonomy
+from penchant.evaluate.runs import Run
+from penchant.explore import (
+    Bandit,
+    Calibrated,
+    Diversity,
+    Explorer,
+    InterestTransitions,
+    NovelInterest,
+    Policy,
+    item_vectors_for,
+)
+from penchant.models.base import Recommender
+
+POLICIES = ("diversity", "calibrated", "novel-interest", "bandit")
+
+out = Console()
+
+
+def build_policy(
+    name: str, model: Recommender, dataset: Dataset, train_histories: Sequence[History]
+) -> Policy:
+    """The named policy over a model, with interests from the catalogue's categories.
+
+    ``train_histories`` are what the policy may learn from (interest transitions, co-occurrence
+    vectors): the training split when evaluating, every known history when recommending.
+    """
+    if name not in POLICIES:
+        raise InputError(f"unknown policy '{name}' (available: {', '.join(POLICIES)})")
+    taxonomy = category_taxonomy(dataset)
+    if taxonomy is None:
+        raise InputError(
+            f"{dataset.name}: exploration policies need item categories, and the catalogue has none"
+        )
+    if name == "calibrated":
+        return Calibrated(taxonomy)
+    if name == "bandit":
+        return Bandit(taxonomy)
+    vectors = item_vectors_for(model, train_histories)
+    if name == "diversity":
+        return Diversity(taxonomy, vectors)
+    transitions = InterestTransitions.fit(train_histories, taxonomy.membership)
+    return NovelInterest(taxonomy, transitions, vectors)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not args.policy:
+        raise InputError(f"--explore needs --policy ({', '.join(POLICIES)})")
+    if not 0.0 <= args.explore <= 1.0:
+        raise InputError(f"--explore must be between 0 and 1, got {args.explore}")
+
+
+def evaluation_policy(args: argparse.Namespace, run: Run) -> Policy:
+    """The policy ``penchant evaluate`` asked for, learning only from the run's training split."""
+    _check_args(args)
+    train = list(run.dataset.histories(run.split().train).values())
+    return build_policy(args.policy, run.model, run.dataset, train)
+
+
+def recommend(args: argparse.Namespace, run: Run) -> list[dict]:
+    """Top-k of a run's model re-ranked by ``args.policy`` at ``args.explore``, with roles and interests."""
+    _check_args(args)
+    policy = build_policy(args.policy, run.model, run.dataset, list(run.model.histories.values()))
+    recs = Explorer(run.model, policy).recommend(
+        args.user, k=args.k, explore=args.explore, exclude_seen=args.exclude_seen
+    )
+    rows = [r.to_dict() for r in recs]
+    if not args.json:
+        title = f"top {args.k} for user {args.user} ({run.model.name}, {args.policy}, explore {args.explore})"
+        table = Table(title=title)
+        for column in ("rank", "item_id", "title", "score", "role", "interest"):
+            table.add_column(column)
+        for rank, r in enumerate(rows, 1):
+            table.add_row(
+                str(rank), r["item_id"], r["title"] or "", f"{r['score']:.3f}", r["role"], r["interest"] or ""
+            )
+        out.print(table)
+    return rows

@@ -1,0 +1,67 @@
+"""The ``serve`` and ``keys`` commands: settings from arguments, then the service or the key store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from penchant.errors import InputError
+from penchant.serve.db import Database, redact
+from penchant.serve.keys import create_key, parse_scope
+from penchant.serve.settings import Settings, default_db_url
+
+
+def serve(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run)
+    if not (run_dir / "run.json").exists():
+        raise InputError(
+            f"--run {run_dir}: not a penchant run directory (run.json missing); "
+            "create one with penchant train"
+        )
+    settings = Settings(
+        run_dir=run_dir,
+        db_url=args.db or default_db_url(run_dir),
+        host=args.host,
+        port=args.port,
+        open_access=args.open,
+        ann_threshold=args.ann_threshold,
+    )
+    import uvicorn  # only now: a refused setting answers before the heavy imports
+
+    from penchant.serve import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    logging.getLogger("penchant.serve").info(
+        "event store %s; %s",
+        redact(settings.db_url),
+        "open access (no keys)" if args.open else "API keys required",
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    if not args.db and not args.run:
+        raise InputError("keys create: give --db URL (or --run RUN_DIR for the SQLite file next to that run)")
+    url = args.db or default_db_url(Path(args.run))
+    db = Database(url, pool_size=1)
+    try:
+        db.migrate()
+        key = create_key(db, parse_scope(args.scope), args.name)
+    finally:
+        db.close()
+    # The key itself goes to stdout alone (for scripts); it is not stored and cannot be shown again.
+    print(key)
+    print(
+        f"created a {args.scope} key in {redact(url)}; store it now, it cannot be shown again",
+        file=sys.stderr,
+    )
+    return 0

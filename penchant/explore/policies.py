@@ -1,0 +1,368 @@
+"""Exploration policies: re-rank one user's candidate list (e.g. the model's top 200) into a slate.
+
+Every policy takes the same knob, ``explore`` in [0, 1]: 0 returns the model's own ranking exactly,
+1 gives the policy's objective full weight. Each slate position says whether it *exploits* (the item
+is among the model's own top k) or *explores* (the policy brought it in), and which interest it serves.
+
+Policies work on internal item indices and a taxonomy's membership matrix, never on a model, so the
+same policy re-ranks the interest transformer, EASE or saved candidate lists alike.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from penchant.data.dataset import History
+from penchant.errors import InputError
+from penchant.explore.interests import (
+    InterestTransitions,
+    interest_closeness,
+    interest_distribution,
+    novel_interest_scores,
+)
+from penchant.explore.vectors import ItemVectors
+from penchant.interests.taxonomy import Taxonomy
+
+EXPLOIT, EXPLORE = "exploit", "explore"
+
+
+@dataclass
+class Candidates:
+    """One user's candidates in the model's order (best first) with the model's scores."""
+
+    items: np.ndarray  # (C,) int64 internal item indices
+    scores: np.ndarray  # (C,) float64, non-increasing
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def from_scores(cls, scores: np.ndarray, n: int, exclude: np.ndarray | None = None) -> Candidates:
+        """The ``n`` best-scored items of a full-catalogue score row (ties: lower index first)."""
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        if exclude is not None and len(exclude):
+            scores[exclude] = -np.inf
+        order = np.lexsort((np.arange(len(scores)), -scores))[: min(n, len(scores))]
+        order = order[np.isfinite(scores[order])]
+        return cls(order.astype(np.int64), scores[order])
+
+
+@dataclass
+class Slate:
+    """A re-ranked list: items with their model scores, role and the interest each one serves."""
+
+    items: np.ndarray  # (k,) int64
+    scores: np.ndarray  # (k,) model scores of those items
+    explores: np.ndarray  # (k,) bool: True where the policy, not the model's top k, put the item
+    interests: np.ndarray  # (k,) int interest index, -1 where the item has none
+
+    def roles(self) -> list[str]:
+        return [EXPLORE if e else EXPLOIT for e in self.explores]
+
+
+@dataclass
+class UserContext:
+    """Who the slate is for: an ID (for per-user state such as the bandit's) and their history."""
+
+    history: History
+    user_id: str | None = None
+
+
+def _check_knob(explore: float) -> float:
+    if not 0.0 <= explore <= 1.0:
+        raise InputError(f"explore must be between 0 and 1, got {explore}")
+    return float(explore)
+
+
+def relevance(scores: np.ndarray) -> np.ndarray:
+    """Model scores mapped onto [0, 1] over the candidate list (min-max; all ones when flat)."""
+    lo, hi = float(scores.min()), float(scores.max())
+    if hi - lo <= 0:
+        return np.ones_like(scores, dtype=np.float64)
+    return (scores - lo) / (hi - lo)
+
+
+class Policy(ABC):
+    """Re-ranks candidates into a slate of ``k`` under the ``explore`` knob."""
+
+    name: str
+
+    def __init__(self, taxonomy: Taxonomy):
+        self.taxonomy = taxonomy
+        self.membership = taxonomy.membership.astype(np.float64)  # (I, K)
+
+    def rerank(self, user: UserContext, candidates: Candidates, k: int, explore: float) -> Slate:
+        explore = _check_knob(explore)
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        k = min(k, len(candidates))
+        profile = interest_distribution(self.membership, user.history.items)
+        if k == 0:
+            return self._slate(candidates, np.zeros(0, dtype=np.int64), k, np.zeros(0, dtype=np.int64))
+        if explore == 0.0:
+            positions = np.arange(k)
+            return self._slate(
+                candidates, positions, k, self._exploit_interests(candidates.items[positions], profile)
+            )
+        positions, interests = self._select(user, candidates, k, explore, profile)
+        return self._slate(candidates, positions, k, interests)
+
+    @abstractmethod
+    def _select(
+        self, user: UserContext, candidates: Candidates, k: int, explore: float, profile: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (k,) into the candidate list, in slate order, and the interest each one serves."""
+
+    # ------------------------------------------------------------------ shared helpers
+    def _exploit_interests(self, items: np.ndarray, profile: np.ndarray) -> np.ndarray:
+        """The user's own interest each item serves best (its strongest one when the user has none)."""
+        m = self.membership[items]  # (n, K)
+        out = np.argmax(m * (profile[None, :] + 1e-6), axis=1)
+        out[m.sum(axis=1) == 0] = -1
+        return out
+
+    def _slate(self, candidates: Candidates, positions: np.ndarray, k: int, interests: np.ndarray) -> Slate:
+        positions = np.asarray(positions, dtype=np.int64)
+        return Slate(
+            items=candidates.items[positions],
+            scores=candidates.scores[positions],
+            explores=positions >= k,  # outside the model's own top k
+            interests=np.asarray(interests, dtype=np.int64),
+        )
+
+
+# ---------------------------------------------------------------------- diversity
+class Diversity(Policy):
+    """Maximal marginal relevance (Carbonell & Goldstein 1998): ``(1-x)·rel - x·max-sim-to-chosen``."""
+
+    name = "diversity"
+
+    def __init__(self, taxonomy: Taxonomy, vectors: ItemVectors):
+        super().__init__(taxonomy)
+        self.vectors = vectors
+
+    def _select(self, user, candidates, k, explore, profile):
+        rel = relevance(candidates.scores)
+        sim = self.vectors.similarity(candidates.items).astype(np.float64)  # (C, C)
+        max_sim = np.full(len(candidates), -np.inf)
+        taken = np.zeros(len(candidates), dtype=bool)
+        chosen = []
+        for _ in range(k):
+            penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
+            gain = np.where(taken, -np.inf, (1.0 - explore) * rel - explore * penalty)
+            pick = int(np.argmax(gain))  # ties go to the better-ranked candidate
+            chosen.append(pick)
+            taken[pick] = True
+            max_sim = np.maximum(max_sim, sim[:, pick])
+        positions = np.array(chosen)
+        interests = self._exploit_interests(candidates.items[positions], profile)
+        primary = self.taxonomy.primary()[candidates.items[positions]]
+        # An item the model would not have shown serves its own strongest interest.
+        interests = np.where(positions >= k, primary, interests)
+        return positions, interests
+
+
+# ---------------------------------------------------------------------- calibration
+class Calibrated(Policy):
+    """Calibrated recommendations (Steck 2018): greedily maximise ``(1-x)·Σrel - x·KL(p || q~)``.
+
+    ``p`` is the user's interest distribution, ``q`` that of the slate, ``q~ = (1-a)·q + a·p``.
+    """
+
+    name = "calibrated"
+
+    def __init__(self, taxonomy: Taxonomy, smoothing: float = 0.01):
+        super().__init__(taxonomy)
+        self.smoothing = smoothing
+
+    def _select(self, user, candidates, k, explore, profile):
+        if profile.sum() <= 0:
+            positions = np.arange(k)
+            return positions, self._exploit_interests(candidates.items[positions], profile)
+        rel = relevance(candidates.scores)
+        m = self.membership[candidates.items]  # (C, K)
+        q_mass = np.zeros_like(profile)
+        taken = np.zeros(len(candidates), dtype=bool)
+        chosen, interests = [], []
+        support = profile > 0
+        for _ in range(k):
+            mass = q_mass[None, :] + m  # (C, K) slate mass with each candidate added
+            totals = mass.sum(axis=1, keepdims=True)
+            q = np.divide(mass, totals, out=np.zeros_like(mass), where=totals > 0)
+            q = (1.0 - self.smoothing) * q + self.smoothing * profile[None, :]
+            kl = (profile[support][None, :] * np.log(profile[support][None, :] / q[:, support])).sum(axis=1)
+            gain = np.where(taken, -np.inf, (1.0 - explore) * rel - explore * kl)
+            pick = int(np.argmax(gain))
+            # The interest the pick most helps: the largest gap between wanted and shown shares.
+            current = q_mass / q_mass.sum() if q_mass.sum() > 0 else np.zeros_like(q_mass)
+            gap = np.where(m[pick] > 0, profile - current, -np.inf)
+            interests.append(int(np.argmax(gap)) if m[pick].sum() > 0 else -1)
+            chosen.append(pick)
+            taken[pick] = True
+            q_mass = q_mass + m[pick]
+        return np.array(chosen), np.array(interests)
+
+
+# ---------------------------------------------------------------------- novel interests
+@dataclass(frozen=True)
+class NovelInterestConfig:
+    semantic_weight: float = 0.5  # 0: transitions only, 1: centroid closeness only
+    max_interests: int = 1  # predicted new interests one slate tries (the published recipe serves one)
+    min_score: float = 0.02  # never explore an interest predicted with less than this next-interest mass
+    # An interest with at most this share of the user's history still counts as new: 0 explores only
+    # untouched interests; a small share keeps nurturing an interest the user has just started on.
+    new_below_share: float = 0.0
+
+
+class NovelInterest(Policy):
+    """Give ``round(x·k)`` slots at the end of the slate to items from interests the user has never
+    engaged with, chosen by the interest-transition model and centroid closeness; the rest is the
+    model's own top items in its own order. Inside a new interest the model's best candidate is taken.
+    """
+
+    name = "novel-interest"
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        transitions: InterestTransitions,
+        vectors: ItemVectors,
+        config: NovelInterestConfig | None = None,
+    ):
+        super().__init__(taxonomy)
+        self.transitions = transitions
+        self.config = config or NovelInterestConfig()
+        self.closeness = interest_closeness(vectors.centroids(self.membership))
+
+    def interest_scores(self, profile: np.ndarray) -> np.ndarray:
+        """Score (K,) of each interest as the user's next new one (0 for interests they already have)."""
+        return novel_interest_scores(
+            profile,
+            self.transitions,
+            self.closeness,
+            self.config.semantic_weight,
+            self.config.new_below_share,
+        )
+
+    def _select(self, user, candidates, k, explore, profile):
+        n_explore = min(k, int(np.floor(explore * k + 0.5)))
+        scores = self.interest_scores(profile)
+        floor = max(self.config.min_score, np.finfo(float).tiny)
+        ranked = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] >= floor]
+        ranked = ranked[: self.config.max_interests]
+        exploit = list(range(k - n_explore))
+        picks: list[tuple[int, int]] = []  # (candidate position, interest)
+        taken = np.zeros(len(candidates), dtype=bool)
+        taken[exploit] = True
+        m = self.membership[candidates.items]  # (C, K)
+        cursor = 0
+        while len(picks) < n_explore and ranked:
+            # Round-robin over the predicted new interests; drop one once it has no candidates left.
+            interest = ranked[cursor % len(ranked)]
+            pool = np.flatnonzero((m[:, interest] > 0) & ~taken)
+            if len(pool) == 0:
+                ranked.remove(interest)
+                continue
+            picks.append((int(pool[0]), interest))  # the model's best candidate inside the interest
+            taken[pool[0]] = True
+            cursor += 1
+        # Slots no new interest could fill go back to the model's next best items.
+        rest = [p for p in range(len(candidates)) if not taken[p]][: n_explore - len(picks)]
+        positions = np.array(exploit + rest + [p for p, _ in picks], dtype=np.int64)
+        interests = self._exploit_interests(candidates.items[positions], profile)
+        if picks:
+            interests[-len(picks) :] = [j for _, j in picks]
+        return positions, interests
+
+
+# ---------------------------------------------------------------------- bandit
+@dataclass
+class BanditState:
+    """Per-user Beta posteriors over each interest's click rate; JSON-serialisable."""
+
+    interests: list[str]
+    alpha: dict[str, list[float]] = field(default_factory=dict)
+    beta: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> BanditState:
+        return cls(
+            interests=list(values["interests"]), alpha=dict(values["alpha"]), beta=dict(values["beta"])
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> BanditState:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
+class BanditConfig:
+    prior_strength: float = 2.0  # pseudo-observations the model's prior is worth
+    prior_floor: float = 0.02  # smallest prior click rate, so every interest can be tried
+    seed: int = 0
+
+
+class Bandit(Policy):
+    """Thompson sampling per user and interest.
+
+    A user's first slate sets Beta priors from the model: the share of the candidate list's softmax
+    mass in each interest, scaled so the user's top interest has mean ``1 - prior_floor``. Every slate
+    draws a click rate per interest and scores items by ``(1-x)·rel + x·(drawn rate of their interests)``.
+    :meth:`update` feeds back what was shown and clicked.
+    """
+
+    name = "bandit"
+
+    def __init__(
+        self, taxonomy: Taxonomy, config: BanditConfig | None = None, state: BanditState | None = None
+    ):
+        super().__init__(taxonomy)
+        self.config = config or BanditConfig()
+        self.state = state or BanditState(interests=list(taxonomy.names))
+        if self.state.interests != list(taxonomy.names):
+            raise InputError("bandit state was saved for a different set of interests")
+        self.rng = np.random.default_rng(self.config.seed)
+
+    def _posterior(self, user_id: str, candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
+        if user_id not in self.state.alpha:
+            z = candidates.scores - candidates.scores.max()
+            spread = candidates.scores.std() or 1.0
+            weights = np.exp(z / spread)
+            mass = weights @ self.membership[candidates.items]  # (K,)
+            mean = mass / mass.max() if mass.max() > 0 else np.zeros_like(mass)
+            mean = np.clip(mean, self.config.prior_floor, 1.0 - self.config.prior_floor)
+            n0 = self.config.prior_strength
+            self.state.alpha[user_id] = list(1.0 + n0 * mean)
+            self.state.beta[user_id] = list(1.0 + n0 * (1.0 - mean))
+        return np.array(self.state.alpha[user_id]), np.array(self.state.beta[user_id])
+
+    def _select(self, user, candidates, k, explore, profile):
+        alpha, beta = self._posterior(user.user_id or "", candidates)
+        theta = self.rng.beta(alpha, beta)  # (K,)
+        m = self.membership[candidates.items]  # (C, K)
+        drawn = (m * theta[None, :]).sum(axis=1)
+        combined = (1.0 - explore) * relevance(candidates.scores) + explore * drawn
+        positions = np.lexsort((np.arange(len(candidates)), -combined))[:k]
+        interests = np.argmax(m[positions] * theta[None, :], axis=1)
+        interests[m[positions].sum(axis=1) == 0] = -1
+        return positions, interests
+
+    def update(self, user_id: str, items: np.ndarray, clicked: np.ndarray) -> None:
+        """Credit each shown item's interests (by membership) with a click or a miss."""
+        if user_id not in self.state.alpha:
+            return  # no prior yet: the user has not been shown a slate by this policy
+        m = self.membership[np.asarray(items, dtype=np.int64)]  # (n, K)
+        clicked = np.asarray(clicked, dtype=np.float64)
+        self.state.alpha[user_id] = list(np.array(self.state.alpha[user_id]) + clicked @ m)
+        self.state.beta[user_id] = list(np.array(self.state.beta[user_id]) + (1.0 - clicked) @ m)

@@ -1,0 +1,108 @@
+"""Item vectors for similarity: one provider interface over learned, text or co-occurrence vectors.
+
+Policies that need "how alike are these two items" (diversity) or "how close are these two interests"
+(novel interests) take an :class:`ItemVectors`, never a model, so they work with any recommender.
+:func:`item_vectors_for` picks the best source available: text vectors when the caller has them,
+else the model's own item embeddings when it exposes them, else co-occurrence vectors learned from
+the training events (an EASE-like item-item view reduced to a few dimensions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from penchant.data.dataset import History
+from penchant.models.base import Recommender
+
+
+@dataclass
+class ItemVectors:
+    """Unit-length item vectors ``(n_items, d)``; items with no information get the zero vector."""
+
+    vectors: np.ndarray  # (I, d) float32, rows of norm 1 or 0
+    source: str
+
+    @classmethod
+    def from_array(cls, matrix: np.ndarray, source: str = "given") -> ItemVectors:
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2:
+            raise ValueError(f"item vectors must be a (n_items, d) array, got shape {matrix.shape}")
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        unit = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+        return cls(unit, source)
+
+    @property
+    def n_items(self) -> int:
+        return self.vectors.shape[0]
+
+    def similarity(self, items: np.ndarray) -> np.ndarray:
+        """Cosine similarity ``(n, n)`` among the given item indices."""
+        v = self.vectors[items]
+        return v @ v.T
+
+    def centroids(self, membership: np.ndarray) -> np.ndarray:
+        """Unit-length centroid ``(K, d)`` of each interest, items weighted by membership ``(I, K)``."""
+        return ItemVectors.from_array(membership.T @ self.vectors).vectors
+
+
+def model_item_embeddings(model: Recommender) -> np.ndarray | None:
+    """The model's learned item embeddings ``(n_items, d)``, or None when it exposes none.
+
+    A model may offer ``item_embeddings()``; the interest transformer's input embedding table (which is
+    also its output layer) is read directly. Linear and count models have no embeddings.
+    """
+    method = getattr(model, "item_embeddings", None)
+    if callable(method):
+        return np.asarray(method(), dtype=np.float32)
+    net = getattr(model, "net", None)
+    table = getattr(net, "item_emb", None)
+    if table is not None:
+        # Row 0 is the padding token; catalogue item i is row i + 1.
+        return table.weight.detach().cpu().numpy()[1:].astype(np.float32)
+    return None
+
+
+def cooccurrence_vectors(histories: Iterable[History], n_items: int, dim: int = 64) -> ItemVectors:
+    """Item vectors from who-interacted-with-what: a truncated SVD of the user-item matrix.
+
+    Items that share many users get close vectors, like the rows of an EASE or item-kNN model, at a
+    fixed small dimension. Columns are weighted by 1/sqrt(popularity) so that blockbusters do not all
+    collapse onto one direction.
+    """
+    rows, cols = [], []
+    for u, history in enumerate(histories):
+        items = np.unique(history.items)
+        rows.append(np.full(len(items), u))
+        cols.append(items)
+    if not rows:
+        return ItemVectors(np.zeros((n_items, 1), dtype=np.float32), "co-occurrence")
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    n_users = int(rows.max()) + 1
+    x = np.zeros((n_users, n_items), dtype=np.float32)
+    x[rows, cols] = 1.0
+    counts = x.sum(axis=0)
+    x /= np.sqrt(np.maximum(counts, 1.0))[None, :]
+    dim = max(1, min(dim, min(x.shape) - 1 if min(x.shape) > 1 else 1))
+    # Item side of the SVD, scaled by the singular values (deterministic, exact at this size).
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    vectors = (vt[:dim].T * s[:dim][None, :]).astype(np.float32)
+    return ItemVectors.from_array(vectors, "co-occurrence")
+
+
+def item_vectors_for(
+    model: Recommender,
+    train_histories: Iterable[History] | None = None,
+    text_vectors: np.ndarray | None = None,
+) -> ItemVectors:
+    """The best item vectors available: text, else the model's embeddings, else co-occurrence."""
+    if text_vectors is not None:
+        return ItemVectors.from_array(text_vectors, "text")
+    learned = model_item_embeddings(model)
+    if learned is not None:
+        return ItemVectors.from_array(learned, f"{model.name} embeddings")
+    if train_histories is None:
+        train_histories = model.histories.values()
+    return cooccurrence_vectors(train_histories, model.n_items)

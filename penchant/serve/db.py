@@ -1,0 +1,240 @@
+"""The database under the event store: SQLite by default, PostgreSQL by URL, with the same SQL.
+
+Statements are written once with ``?`` placeholders; for PostgreSQL they become ``%s``. The few
+places where the two dialects differ (an auto-increment key, taking the migration lock) are named
+here and nowhere else. Connections come from a small pool, each used by one request thread at a time.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from penchant.errors import InputError
+
+SCHEMA_VERSION = 1
+
+# Each migration takes the schema from version i to i + 1; never edit one that has shipped, add another.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE events (
+            id {serial},
+            user_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            event_type TEXT NOT NULL DEFAULT '',
+            value DOUBLE PRECISION,
+            text TEXT,
+            received_at DOUBLE PRECISION NOT NULL
+        )""",
+        # The data contract's duplicate rule, enforced by the database: a retried write is stored once.
+        "CREATE UNIQUE INDEX events_dedupe ON events (user_id, item_id, ts, event_type)",
+        "CREATE INDEX events_user_time ON events (user_id, ts, id)",
+        """CREATE TABLE items (
+            item_id TEXT PRIMARY KEY,
+            title TEXT,
+            description TEXT,
+            categories TEXT,
+            attributes TEXT,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE TABLE erasures (user_id TEXT PRIMARY KEY, erased_at DOUBLE PRECISION NOT NULL)",
+        """CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            salt TEXT NOT NULL,
+            key_hash TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            name TEXT,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE imported_runs (
+            run_key TEXT PRIMARY KEY,
+            run_dir TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            items INTEGER NOT NULL,
+            imported_at DOUBLE PRECISION NOT NULL
+        )""",
+    ],
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+_SERIAL = {
+    "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "postgresql": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+}
+
+
+class Database:
+    """A pool of connections to one SQLite file or PostgreSQL database."""
+
+    def __init__(self, url: str, pool_size: int = 8, timeout: float = 10.0):
+        self.url = url
+        self.dialect, self._target = parse_url(url)
+        self._timeout = timeout
+        self._pool: queue.LifoQueue = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._closed = False
+
+    # ------------------------------------------------------------------ connections
+    def _connect(self):
+        if self.dialect == "sqlite":
+            conn = sqlite3.connect(
+                self._target, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            # WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so an
+            # acknowledged write survives a power cut, not just a killed process.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+            return conn
+        import psycopg
+
+        return psycopg.connect(self._target, autocommit=True, connect_timeout=int(self._timeout))
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        if not self._slots.acquire(timeout=self._timeout):
+            raise TimeoutError(f"no database connection free within {self._timeout:.0f}s")
+        try:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            healthy = True
+            try:
+                yield conn
+            except BaseException:
+                healthy = self._usable(conn)
+                raise
+            finally:
+                if healthy and not self._closed:
+                    self._pool.put(conn)
+                else:
+                    conn.close()
+        finally:
+            self._slots.release()
+
+    def _usable(self, conn) -> bool:
+        if self.dialect == "sqlite":
+            return True
+        return not conn.closed and conn.info.transaction_status == 0  # idle, not broken or mid-transaction
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
+    # ------------------------------------------------------------------ statements
+    def sql(self, statement: str) -> str:
+        """A statement written with ``?`` placeholders in this database's parameter style."""
+        return statement if self.dialect == "sqlite" else statement.replace("?", "%s")
+
+    def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self.connection() as conn:
+            return conn.execute(self.sql(statement), params).fetchall()
+
+    def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple | None:
+        with self.connection() as conn:
+            return conn.execute(self.sql(statement), params).fetchone()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A write transaction, committed (durably) when the block ends, rolled back on an exception."""
+        with self.connection() as conn:
+            if self.dialect == "sqlite":
+                # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Transaction(self, conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            else:
+                with conn.transaction():
+                    yield Transaction(self, conn)
+
+    # ------------------------------------------------------------------ schema
+    def migrate(self) -> int:
+        """Create or upgrade the schema to :data:`SCHEMA_VERSION`; returns the version found before."""
+        with self.transaction() as tx:
+            if self.dialect == "postgresql":
+                # Replicas starting together: one migrates, the others wait and then find it done.
+                tx.execute("SELECT pg_advisory_xact_lock(7243101)")
+            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = tx.execute("SELECT version FROM schema_version").fetchone()
+            found = row[0] if row else 0
+            if found > SCHEMA_VERSION:
+                raise InputError(
+                    f"{redact(self.url)}: database schema version {found} is newer than this penchant "
+                    f"understands ({SCHEMA_VERSION}); upgrade penchant"
+                )
+            for version in range(found, SCHEMA_VERSION):
+                for statement in MIGRATIONS[version]:
+                    tx.execute(statement.format(serial=_SERIAL[self.dialect]))
+            if row is None:
+                tx.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                tx.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+            return found
+
+    def version(self) -> int:
+        row = self.fetchone("SELECT version FROM schema_version")
+        return row[0] if row else 0
+
+
+class Transaction:
+    """Statements inside one write transaction."""
+
+    def __init__(self, db: Database, conn):
+        self._db = db
+        self.conn = conn
+
+    def execute(self, statement: str, params: Sequence[Any] = ()):
+        return self.conn.execute(self._db.sql(statement), params)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run a statement for each row; returns the number of rows changed."""
+        if not rows:
+            return 0
+        if self._db.dialect == "sqlite":
+            return self.conn.executemany(statement, rows).rowcount
+        with self.conn.cursor() as cur:
+            cur.executemany(self._db.sql(statement), rows)
+            return cur.rowcount
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://...`` -> (dialect, target)."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if not path:
+            raise InputError(f"--db {url}: no file name after sqlite:///")
+        try:
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"--db {url}: cannot create the folder for the database file ({exc.strerror})"
+            ) from None
+        return "sqlite", str(Path(path).expanduser())
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql", url
+    raise InputError(f"--db {redact(url)}: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+    return url

@@ -1,0 +1,94 @@
+"""API keys: ``read`` lets a caller look, ``write`` also lets it record and erase.
+
+A key is shown once, when created; the database keeps only a salted SHA-256 of it. Keys are 256
+random bits, so a fast hash is enough (nobody can guess one to test against the hash), and checking a
+key costs microseconds on every request instead of a deliberately slow KDF's tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from enum import StrEnum
+
+from penchant.errors import InputError
+from penchant.serve.db import Database
+
+PREFIX = "pk"
+
+
+class Scope(StrEnum):
+    read = "read"
+    write = "write"
+
+    def allows(self, needed: Scope) -> bool:
+        return self is Scope.write or needed is Scope.read
+
+
+def parse_scope(text: str) -> Scope:
+    try:
+        return Scope(text)
+    except ValueError:
+        raise InputError(f"--scope: expected read or write, got '{text}'") from None
+
+
+def create_key(db: Database, scope: Scope, name: str | None = None) -> str:
+    """Store a new key's hash and return the key itself (the only time it exists in the clear)."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_hex(16)
+    with db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO api_keys (key_id, salt, key_hash, scope, name, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key_id, salt, _hash(salt, secret), scope.value, name, time.time()),
+        )
+    return f"{PREFIX}_{key_id}_{secret}"
+
+
+def check_key(db: Database, key: str) -> Scope | None:
+    """The scope of a valid key, None for anything else."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or len(parts[1]) != 12 or not parts[2]:
+        return None
+    if any(c not in "0123456789abcdef" for c in parts[1]):
+        return None
+    row = db.fetchone("SELECT salt, key_hash, scope FROM api_keys WHERE key_id = ?", (parts[1],))
+    if row is None:
+        return None
+    salt, stored, scope = row
+    return Scope(scope) if hmac.compare_digest(_hash(salt, parts[2]), stored) else None
+
+
+def count_keys(db: Database) -> int:
+    return int(db.fetchone("SELECT COUNT(*) FROM api_keys")[0])
+
+
+def _hash(salt: str, secret: str) -> str:
+    return hashlib.sha256(f"{salt}:{secret}".encode()).hexdigest()
+
+
+class KeyCache:
+    """Recently verified keys, so a request does not need a database round trip to prove its key.
+
+    Only valid keys are remembered, for ``ttl`` seconds: a key deleted from the database stops working
+    within that time.
+    """
+
+    def __init__(self, ttl: float = 30.0, max_keys: int = 10_000):
+        self.ttl = ttl
+        self.max_keys = max_keys
+        self._known: dict[str, tuple[Scope, float]] = {}
+
+    def get(self, key: str) -> Scope | None:
+        hit = self._known.get(key)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, key: str, scope: Scope) -> None:
+        if len(self._known) >= self.max_keys:
+            self._known.clear()  # simpler than LRU, and only ever costs one database lookup per key
+        self._known[key] = (scope, time.monotonic() + self.ttl)

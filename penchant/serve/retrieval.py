@@ -1,0 +1,108 @@
+"""Retrieval: the top-k items for one history, exactly or through an ANN index.
+
+Exact retrieval scores the whole catalogue with the model, which is fast for the catalogues of tens
+of thousands of items most models here are trained on. Past a size threshold, a model that can put
+users and items in one vector space (the interest transformer: ``user_vectors`` and ``item_vectors``)
+is served through an HNSW index over its item vectors (FAISS, inner product); the candidates it
+returns are then scored exactly, so the final order is the model's own among them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from penchant.data.dataset import History
+from penchant.models import Recommender
+from penchant.models.topk import PAD, topk_indices
+
+HNSW_M = 32  # links per node: recall vs memory
+HNSW_EF_CONSTRUCTION = 200  # build-time search breadth: recall vs build time
+
+
+class Retriever(Protocol):
+    kind: str
+
+    def top_k(self, history: History, k: int, exclude_seen: bool) -> list[tuple[int, float]]:
+        """(item index, score) pairs, best first, at most ``k``."""
+
+
+class ExactRetriever:
+    """Full-catalogue scoring with the model; an empty history gets the most popular items."""
+
+    kind = "exact"
+
+    def __init__(self, model: Recommender):
+        self.model = model
+        self._popular = np.log1p(model.popularity).astype(np.float64)[None, :]  # (1, I)
+
+    def top_k(self, history: History, k: int, exclude_seen: bool) -> list[tuple[int, float]]:
+        if len(history) == 0:
+            scores = self._popular.copy()
+        else:
+            scores = self.model.score([history]).astype(np.float64, copy=True)  # (1, I)
+            if exclude_seen:
+                scores[0, history.items] = -np.inf
+        top = topk_indices(scores, min(k, scores.shape[1]))[0]
+        return [(int(i), float(scores[0, i])) for i in top if i != PAD]
+
+
+class AnnRetriever:
+    """HNSW candidates over the model's item vectors, re-scored exactly (repeat bias included)."""
+
+    kind = "ann"
+
+    def __init__(
+        self,
+        model: Recommender,
+        ef_search: int = 128,
+        m: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+    ):
+        import faiss
+
+        if not supports_vectors(model):
+            raise TypeError(f"{model.name} has no user and item vectors; serve it with exact retrieval")
+        self.model = model
+        self.ef_search = ef_search
+        self._faiss = faiss
+        self.vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)  # (I, D)
+        self.index = faiss.IndexHNSWFlat(self.vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = ef_construction
+        self.index.add(self.vectors)
+        self.repeat = model.repeat_bias()
+        self._exact = ExactRetriever(model)
+
+    def top_k(self, history: History, k: int, exclude_seen: bool) -> list[tuple[int, float]]:
+        if len(history) == 0:
+            return self._exact.top_k(history, k, exclude_seen)
+        n = len(self.vectors)
+        query = np.ascontiguousarray(self.model.user_vectors([history]), dtype=np.float32)  # (1, D)
+        seen = np.unique(history.items)
+        wanted = min(n, 2 * k + (len(seen) if exclude_seen else 0))
+        params = self._faiss.SearchParametersHNSW(efSearch=max(self.ef_search, wanted))
+        _, ids = self.index.search(query, wanted, params=params)
+        candidates = ids[0][ids[0] >= 0]
+        window = np.unique(history.items[-self.model.config.max_len :])
+        if exclude_seen:
+            candidates = np.setdiff1d(candidates, seen)
+        elif self.repeat > 0:
+            # Items the user already has may be lifted above the index's neighbours by the repeat bias.
+            candidates = np.union1d(candidates, window)
+        candidates = np.unique(candidates)
+        scores = (self.vectors[candidates] @ query[0]).astype(np.float64)
+        scores[np.isin(candidates, window)] += self.repeat
+        top = topk_indices(scores[None, :], min(k, len(candidates)))[0] if len(candidates) else []
+        return [(int(candidates[j]), float(scores[j])) for j in top if j != PAD]
+
+
+def supports_vectors(model: Recommender) -> bool:
+    return all(hasattr(model, name) for name in ("user_vectors", "item_vectors", "repeat_bias"))
+
+
+def build_retriever(model: Recommender, ann_threshold: int, ef_search: int = 128) -> Retriever:
+    """Exact below ``ann_threshold`` items (or for models without vectors), HNSW from there on."""
+    if model.n_items >= ann_threshold and supports_vectors(model):
+        return AnnRetriever(model, ef_search=ef_search)
+    return ExactRetriever(model)

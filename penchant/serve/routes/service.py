@@ -1,0 +1,55 @@
+from fastapi import APIRouter, Response
+
+from penchant.serve.db import redact
+from penchant.serve.deps import CanRead, CanWrite, ServicesDep
+from penchant.serve.metrics import CONTENT_TYPE
+from penchant.serve.schemas import Health, Readiness, Reloaded
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/health", response_model=Health)
+async def health(services: ServicesDep) -> Health:
+    """Liveness: the process answers and has a model. No key needed, no database round trip (and so
+    answered on the event loop, without a worker thread)."""
+    loaded = services.models.current
+    return Health(
+        status="ok",
+        model=loaded.model_name,
+        run=str(services.settings.run_dir),
+        items=loaded.run.model.n_items,
+        retrieval=loaded.retriever.kind,
+        auth="keys" if services.settings.auth_required else "open",
+    )
+
+
+@router.get(
+    "/health/ready", response_model=Readiness, responses={503: {"description": "the database is unreachable"}}
+)
+def ready(services: ServicesDep) -> Readiness:
+    """Readiness: the database answers. No key needed."""
+    version = services.db.version()
+    return Readiness(status="ok", database=redact(services.db.url), schema_version=version)
+
+
+@router.get(
+    "/metrics",
+    dependencies=[CanRead],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+)
+def metrics(services: ServicesDep) -> Response:
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.post("/admin/reload", response_model=Reloaded, dependencies=[CanWrite])
+def reload(services: ServicesDep) -> Reloaded:
+    """Load the run directory again (a newer run written there) and serve it; requests keep being
+    answered by the old model until the new one is ready."""
+    loaded = services.reload()
+    return Reloaded(
+        model=loaded.model_name,
+        run=str(services.settings.run_dir),
+        retrieval=loaded.retriever.kind,
+        loaded_at=loaded.loaded_at,
+    )

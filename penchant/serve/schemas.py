@@ -1,0 +1,215 @@
+"""Request and response bodies. Requests are strict (unknown fields refused, every string checked);
+responses say exactly what the service returns. Each becomes part of the OpenAPI schema."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    WithJsonSchema,
+)
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL text cannot hold NUL, and lone surrogates (legal in JSON escapes) are not UTF-8.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return text
+
+
+def _id(text: str) -> str:
+    text = _storable(text)
+    if text != text.strip():
+        raise ValueError("must not start or end with whitespace")
+    return text
+
+
+ExternalId = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_id)]
+ShortText = Annotated[str, Field(max_length=1000), AfterValidator(_storable)]
+LongText = Annotated[str, Field(max_length=20_000), AfterValidator(_storable)]
+
+MIN_TIME, MAX_TIME = 0.0, 253402300799.0  # 1970-01-01 .. 9999-12-31
+
+
+def _unix_seconds(value: Any) -> float:
+    """Unix seconds (a number, or a string holding one) or an ISO 8601 date-time (UTC when it has no zone)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("expected Unix seconds or an ISO 8601 date-time")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(
+                    f"expected Unix seconds or an ISO 8601 date-time, got '{value[:40]}'"
+                ) from None
+            value = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if not math.isfinite(value) or not MIN_TIME <= value <= MAX_TIME:
+        raise ValueError("must be Unix seconds between 1970 and 9999 (or an ISO 8601 date-time)")
+    return float(value)
+
+
+Timestamp = Annotated[
+    float,
+    BeforeValidator(_unix_seconds),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": MIN_TIME, "maximum": MAX_TIME},
+                {"type": "string", "format": "date-time"},
+            ]
+        }
+    ),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# ---------------------------------------------------------------------------------------- events
+class EventIn(Strict):
+    """One thing a user did."""
+
+    user_id: ExternalId
+    item_id: ExternalId
+    timestamp: Timestamp = Field(description="Unix seconds, or an ISO 8601 date-time")
+    event_type: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_id)] | None = Field(
+        None, description="view, click, purchase, rating, review, search, ..."
+    )
+    value: float | None = Field(None, description="a rating, dwell time or price")
+    text: LongText | None = Field(None, description="a review, comment or query")
+
+
+def _event_shape(body: Any) -> str:
+    return "batch" if isinstance(body, list) else "event"
+
+
+class EventsIn(RootModel):
+    """One event as an object, or a batch as an array of them; only the matching shape's errors are
+    reported."""
+
+    root: Annotated[
+        Annotated[EventIn, Tag("event")] | Annotated[list[EventIn], Tag("batch")],
+        Discriminator(_event_shape),
+    ]
+
+
+class EventsStored(BaseModel):
+    received: int = Field(description="events in the request")
+    stored: int = Field(description="events newly stored; the rest were already stored (exact duplicates)")
+
+
+class EventOut(BaseModel):
+    id: int
+    user_id: str
+    item_id: str
+    timestamp: float
+    event_type: str | None
+    value: float | None
+    text: str | None
+    title: str | None = Field(description="the item's title, when the catalogue has one")
+
+
+class EventPage(BaseModel):
+    events: list[EventOut] = Field(description="oldest first")
+    next: str | None = Field(description="pass as 'after' for the following page; null on the last page")
+
+
+class UserSummary(BaseModel):
+    user_id: str
+    events: int
+
+
+class UserList(BaseModel):
+    users: list[UserSummary]
+
+
+class UserErased(BaseModel):
+    user_id: str
+    events_deleted: int
+
+
+# ---------------------------------------------------------------------------------------- items
+class ItemIn(Strict):
+    item_id: ExternalId
+    title: ShortText | None = None
+    description: LongText | None = None
+    categories: (
+        Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]],
+            Field(max_length=100),
+        ]
+        | None
+    ) = None
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    title: str | None
+    description: str | None
+    categories: list[str] | None
+    recommendable: bool = Field(
+        description="whether the loaded model can recommend it; items added after training cannot yet "
+        "(until a model that reads item text is served)"
+    )
+
+
+# ---------------------------------------------------------------------------------------- recommendations
+class RecommendationOut(BaseModel):
+    item_id: str
+    score: float
+    title: str | None
+
+
+class RecommendationsOut(BaseModel):
+    user_id: str
+    items: list[RecommendationOut]
+    model: str
+    retrieval: str = Field(description="exact or ann")
+    history_length: int = Field(description="stored events of the user the model read")
+    exclude_seen: bool
+
+
+# ---------------------------------------------------------------------------------------- service
+class Health(BaseModel):
+    status: str
+    model: str
+    run: str
+    items: int
+    retrieval: str
+    auth: str = Field(description="keys (X-API-Key required) or open")
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    schema_version: int
+
+
+class Reloaded(BaseModel):
+    model: str
+    run: str
+    retrieval: str
+    loaded_at: float
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="one line: what is wrong and where (the request field)")
+    errors: list[dict[str, str]] | None = Field(None, description="every problem found, field by field")

@@ -1,0 +1,72 @@
+"""The objects one running service is made of, built once in the app's lifespan and closed with it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+
+from penchant.serve.db import Database, redact
+from penchant.serve.keys import KeyCache, count_keys
+from penchant.serve.metrics import Metrics
+from penchant.serve.settings import Settings
+from penchant.serve.state import LoadedRun, ModelHolder
+from penchant.serve.store import EventStore
+
+log = logging.getLogger("penchant.serve")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    store: EventStore
+    models: ModelHolder
+    metrics: Metrics
+    torch_threads_before: int = 0
+    keys: KeyCache = field(default_factory=KeyCache)
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        """Open (and create or migrate) the database, then load the run and import its data."""
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(settings.torch_threads)
+        db = Database(settings.db_url, pool_size=settings.db_pool_size)
+        try:
+            before = db.migrate()
+            if before == 0:
+                log.info("created the event store schema in %s", redact(settings.db_url))
+            store = EventStore(db)
+            services = cls(settings, db, store, ModelHolder(settings, store), Metrics(), threads_before)
+        except BaseException:
+            db.close()
+            torch.set_num_threads(threads_before)
+            raise
+        services._loaded(services.models.current)
+        if settings.auth_required and count_keys(db) == 0:
+            log.warning(
+                "no API keys in %s yet: every request but /health will get 401; create one with "
+                "penchant keys create --db %s --scope write",
+                redact(settings.db_url),
+                redact(settings.db_url),
+            )
+        return services
+
+    def reload(self) -> LoadedRun:
+        try:
+            loaded = self.models.reload()
+        except Exception:
+            self.metrics.reloads.labels("failed").inc()
+            raise
+        self.metrics.reloads.labels("ok").inc()
+        self._loaded(loaded)
+        return loaded
+
+    def _loaded(self, loaded: LoadedRun) -> None:
+        self.metrics.model_loaded_at.set(loaded.loaded_at)
+        self.metrics.catalogue_items.set(loaded.run.model.n_items)
+
+    def close(self) -> None:
+        self.db.close()
+        torch.set_num_threads(self.torch_threads_before)  # leave the process as it was (tests run many apps)

@@ -1,0 +1,65 @@
+"""The service's settings: one typed object, built by the CLI (or a test) and passed to the app factory."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from penchant.errors import InputError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know; defaults are the recommended production settings."""
+
+    run_dir: Path
+    db_url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    open_access: bool = False  # no API keys; only allowed on a loopback address
+    max_body_bytes: int = 1_000_000  # larger request bodies get 413
+    max_batch: int = 1000  # events per POST /events
+    max_k: int = 100  # largest k a recommendation request may ask for
+    history_limit: int = 2000  # most recent stored events of a user that feed a recommendation
+    ann_threshold: int = 50_000  # catalogues at least this large are served through the ANN index
+    ann_ef_search: int = 128  # HNSW search breadth: higher is slower and closer to exact
+    db_pool_size: int = 8  # database connections shared by request threads
+    torch_threads: int = 1  # intra-op threads per request; requests run in parallel threads already
+
+    def __post_init__(self) -> None:
+        if self.open_access and not is_loopback(self.host):
+            raise InputError(
+                f"--open serves without API keys, so it only binds a loopback address (127.0.0.1, ::1, "
+                f"localhost); refusing --host {self.host}"
+            )
+        for name in (
+            "max_body_bytes",
+            "max_batch",
+            "max_k",
+            "history_limit",
+            "db_pool_size",
+            "torch_threads",
+        ):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def auth_required(self) -> bool:
+        return not self.open_access
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_db_url(run_dir: Path) -> str:
+    """The SQLite file next to a run (``runs/ml`` -> ``runs/ml.events.sqlite3``), so that replacing the
+    run directory with a newer one keeps the stored events."""
+    run_dir = Path(run_dir).resolve()
+    return f"sqlite:///{run_dir.parent / (run_dir.name + '.events.sqlite3')}"

@@ -1,0 +1,293 @@
+"""The event store: events, the item catalogue and erasures, durable in the database.
+
+Stored events are the truth about what users did; the model only scores. A user's history for a
+recommendation is read from here, so an event is reflected as soon as its write commits, in every
+process that shares the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from penchant.errors import InputError
+from penchant.serve.db import Database
+
+_EVENT_INSERT = (
+    "INSERT INTO events (user_id, item_id, ts, event_type, value, text, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    user_id: str
+    item_id: str
+    timestamp: float
+    event_type: str | None = None
+    value: float | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent(Event):
+    id: int = 0
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    title: str | None = None
+    description: str | None = None
+    categories: list[str] | None = None
+    attributes: dict | None = None
+
+
+class UnknownItems(InputError):
+    """Events name items the catalogue does not have: their positions in the request and their IDs."""
+
+    def __init__(self, positions: tuple[int, ...], item_ids: tuple[str, ...]):
+        super().__init__(f"unknown item '{item_ids[0]}'; add it with POST /items first")
+        self.positions = positions
+        self.item_ids = item_ids
+
+
+class EventStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # ------------------------------------------------------------------ events
+    def add_events(self, events: Sequence[Event]) -> int:
+        """Store events durably (committed before returning); returns how many were new.
+
+        Exact duplicates (same user, item, time and type) are stored once. Every event's item must be
+        in the catalogue, or nothing is stored.
+        """
+        now = time.time()
+        item_ids = sorted({e.item_id for e in events})
+        with self.db.transaction() as tx:
+            known: set[str] = set()
+            for start in range(0, len(item_ids), 500):
+                chunk = item_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                known.update(
+                    r[0] for r in tx.execute(f"SELECT item_id FROM items WHERE item_id IN ({marks})", chunk)
+                )
+            missing = [(i, e.item_id) for i, e in enumerate(events) if e.item_id not in known]
+            if missing:
+                raise UnknownItems(tuple(i for i, _ in missing), tuple(item for _, item in missing))
+            rows = [
+                (e.user_id, e.item_id, e.timestamp, e.event_type or "", e.value, e.text, now) for e in events
+            ]
+            return tx.executemany(_EVENT_INSERT, rows)
+
+    def user_events(
+        self, user_id: str, limit: int, after: str | None = None, latest: bool = False
+    ) -> tuple[list[StoredEvent], str | None]:
+        """A page of a user's events, oldest first, and the cursor of the next page (None at the end).
+
+        ``latest`` gives the user's most recent ``limit`` events (still oldest first) instead of the first.
+        """
+        columns = (
+            "SELECT e.id, e.user_id, e.item_id, e.ts, e.event_type, e.value, e.text, i.title "
+            "FROM events e LEFT JOIN items i ON i.item_id = e.item_id WHERE e.user_id = ?"
+        )
+        if latest:
+            rows = self.db.fetchall(columns + " ORDER BY e.ts DESC, e.id DESC LIMIT ?", (user_id, limit))[
+                ::-1
+            ]
+            return [_stored(r) for r in rows], None
+        params: list = [user_id]
+        if after is not None:
+            ts, last_id = decode_cursor(after)
+            columns += " AND (e.ts > ? OR (e.ts = ? AND e.id > ?))"
+            params += [ts, ts, last_id]
+        rows = self.db.fetchall(columns + " ORDER BY e.ts, e.id LIMIT ?", (*params, limit + 1))
+        page = [_stored(r) for r in rows[:limit]]
+        following = encode_cursor(page[-1].timestamp, page[-1].id) if len(rows) > limit else None
+        return page, following
+
+    def history(self, user_id: str, limit: int) -> tuple[list[str], list[float]]:
+        """The user's most recent ``limit`` events as item IDs and times, oldest first."""
+        rows = self.db.fetchall(
+            "SELECT item_id, ts FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        rows.reverse()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def users(self, prefix: str, limit: int) -> list[tuple[str, int]]:
+        """Users whose ID starts with ``prefix`` and their event counts, in ID order."""
+        # substr, not LIKE: a user ID may hold LIKE's wildcards, and SQLite's LIKE ignores ASCII case.
+        rows = self.db.fetchall(
+            "SELECT user_id, COUNT(*) FROM events WHERE substr(user_id, 1, ?) = ? "
+            "GROUP BY user_id ORDER BY user_id LIMIT ?",
+            (len(prefix), prefix, limit),
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+    def erase_user(self, user_id: str) -> int:
+        """Delete the user's events and remember the erasure, so that importing an older run's data
+        never brings them back; returns how many events were deleted."""
+        with self.db.transaction() as tx:
+            deleted = tx.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
+            tx.execute(
+                "INSERT INTO erasures (user_id, erased_at) VALUES (?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET erased_at = excluded.erased_at",
+                (user_id, time.time()),
+            )
+            return deleted
+
+    # ------------------------------------------------------------------ items
+    def put_item(self, item: Item) -> bool:
+        """Create or update an item; returns True when it was new."""
+        with self.db.transaction() as tx:
+            existed = (
+                tx.execute("SELECT 1 FROM items WHERE item_id = ?", (item.item_id,)).fetchone() is not None
+            )
+            tx.execute(
+                "INSERT INTO items (item_id, title, description, categories, attributes, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO UPDATE SET title = excluded.title, "
+                "description = excluded.description, categories = excluded.categories, "
+                "attributes = excluded.attributes, updated_at = excluded.updated_at",
+                _item_row(item, time.time()),
+            )
+            return not existed
+
+    def get_item(self, item_id: str) -> Item | None:
+        row = self.db.fetchone(
+            "SELECT item_id, title, description, categories, attributes FROM items WHERE item_id = ?",
+            (item_id,),
+        )
+        if row is None:
+            return None
+        return Item(row[0], row[1], row[2], _loads(row[3]), _loads(row[4]))
+
+    def count_items(self) -> int:
+        return int(self.db.fetchone("SELECT COUNT(*) FROM items")[0])
+
+    # ------------------------------------------------------------------ runs
+    def import_run(
+        self, run_key: str, run_dir: str, events: pd.DataFrame, items: pd.DataFrame
+    ) -> tuple[int, int] | None:
+        """Copy a run's catalogue and events into the store once per run (keyed by ``run_key``).
+
+        Items already stored keep their stored version; events already stored are not duplicated; the
+        events of an erased user from before the erasure are skipped. Returns (events, items) added, or
+        None when this run was imported before.
+        """
+        if self.db.fetchone("SELECT 1 FROM imported_runs WHERE run_key = ?", (run_key,)) is not None:
+            return None
+        now = time.time()
+        item_rows = [_item_row(item, now) for item in _catalogue(items)]
+        erased = dict(self.db.fetchall("SELECT user_id, erased_at FROM erasures"))
+        frame = events
+        if erased:
+            cutoff = frame["user_id"].map(erased)
+            frame = frame[cutoff.isna() | (frame["timestamp"] >= cutoff)]
+        event_rows = [
+            (u, i, float(t), _none_if_missing(et) or "", _none_if_missing(v), _none_if_missing(x), now)
+            for u, i, t, et, v, x in zip(
+                frame["user_id"],
+                frame["item_id"],
+                frame["timestamp"],
+                frame["event_type"],
+                frame["value"],
+                frame["text"],
+                strict=True,
+            )
+        ]
+        with self.db.transaction() as tx:
+            # Two processes importing at once: the second finds the run recorded and adds nothing.
+            claimed = tx.execute(
+                "INSERT INTO imported_runs (run_key, run_dir, events, items, imported_at) "
+                "VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (run_key, run_dir, len(event_rows), len(item_rows), now),
+            ).rowcount
+            if not claimed:
+                return None
+            n_items = tx.executemany(
+                "INSERT INTO items (item_id, title, description, categories, attributes, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                item_rows,
+            )
+            n_events = tx.executemany(_EVENT_INSERT, event_rows)
+        return n_events, n_items
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def encode_cursor(ts: float, event_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([ts, event_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, int]:
+    try:
+        ts, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(ts, bool) or isinstance(event_id, bool):
+            raise TypeError
+        ts, event_id = float(ts), int(event_id)
+        if not math.isfinite(ts) or abs(event_id) > 2**62:
+            raise ValueError
+        return ts, event_id
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise InputError(
+            "after: not a cursor returned by this endpoint (use the 'next' value of a page)"
+        ) from None
+
+
+def _stored(row: tuple) -> StoredEvent:
+    event_id, user_id, item_id, ts, event_type, value, text, title = row
+    return StoredEvent(user_id, item_id, ts, event_type or None, value, text, id=event_id, title=title)
+
+
+def _item_row(item: Item, now: float) -> tuple:
+    return (
+        item.item_id,
+        item.title,
+        item.description,
+        json.dumps(item.categories) if item.categories is not None else None,
+        json.dumps(item.attributes) if item.attributes is not None else None,
+        now,
+    )
+
+
+def _catalogue(items: pd.DataFrame) -> list[Item]:
+    out = []
+    for item_id, row in items.iterrows():
+        categories = row.get("categories")
+        out.append(
+            Item(
+                str(item_id),
+                title=_none_if_missing(row.get("title")),
+                description=_none_if_missing(row.get("description")),
+                categories=[str(c) for c in categories]
+                if categories is not None and not _is_missing(categories)
+                else None,
+            )
+        )
+    return out
+
+
+def _is_missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # arrays and lists are not missing
+        return False
+
+
+def _none_if_missing(value):
+    if value is None or _is_missing(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _loads(text: str | None):
+    return json.loads(text) if text is not None else None

@@ -1,0 +1,226 @@
+"""Exploration policies on tiny hand-built catalogues with known answers, and against plain references."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from penchant.data.dataset import History
+from penchant.errors import InputError
+from penchant.explore import (
+    Bandit,
+    BanditState,
+    Calibrated,
+    Candidates,
+    Diversity,
+    InterestTransitions,
+    ItemVectors,
+    NovelInterest,
+    UserContext,
+)
+from penchant.interests.taxonomy import Taxonomy
+
+
+def taxonomy_of(interest_of_item: list[int], n_interests: int) -> Taxonomy:
+    membership = np.zeros((len(interest_of_item), n_interests), dtype=np.float32)
+    membership[np.arange(len(interest_of_item)), interest_of_item] = 1.0
+    return Taxonomy(names=[f"t{j}" for j in range(n_interests)], membership=membership)
+
+
+def user(items: list[int], user_id: str = "u") -> UserContext:
+    return UserContext(
+        History(np.array(items, dtype=np.int64), np.arange(len(items), dtype=np.float64)), user_id
+    )
+
+
+def descending(items: list[int]) -> Candidates:
+    return Candidates(np.array(items, dtype=np.int64), np.linspace(1.0, 0.0, len(items)))
+
+
+# 12 items: 0-3 interest 0, 4-7 interest 1, 8-11 interest 2.
+TAX = taxonomy_of([0] * 4 + [1] * 4 + [2] * 4, 3)
+RNG = np.random.default_rng(7)
+VECTORS = ItemVectors.from_array(RNG.normal(size=(12, 5)))
+
+
+def all_policies():
+    histories = [
+        History(np.array([0, 1, 4, 5]), np.arange(4.0)),
+        History(np.array([0, 8, 9]), np.arange(3.0)),
+    ]
+    transitions = InterestTransitions.fit(histories, TAX.membership)
+    return [
+        Diversity(TAX, VECTORS),
+        Calibrated(TAX),
+        NovelInterest(TAX, transitions, VECTORS),
+        Bandit(TAX),
+    ]
+
+
+@pytest.mark.parametrize("policy", all_policies(), ids=lambda p: p.name)
+def test_knob_zero_is_the_models_own_ranking(policy):
+    candidates = descending([3, 9, 5, 0, 11, 6, 1, 8])
+    slate = policy.rerank(user([0, 1, 2]), candidates, 5, 0.0)
+    assert slate.items.tolist() == [3, 9, 5, 0, 11]
+    assert slate.roles() == ["exploit"] * 5
+    assert slate.interests.tolist() == [0, 2, 1, 0, 2]
+
+
+@pytest.mark.parametrize("policy", all_policies(), ids=lambda p: p.name)
+def test_every_knob_gives_k_distinct_candidates_with_roles(policy):
+    candidates = descending([3, 9, 5, 0, 11, 6, 1, 8, 2, 4])
+    for explore in (0.0, 0.3, 0.7, 1.0):
+        slate = policy.rerank(user([0, 1, 2]), candidates, 6, explore)
+        assert len(slate.items) == 6 and len(set(slate.items.tolist())) == 6
+        assert set(slate.items.tolist()) <= set(candidates.items.tolist())
+        model_top = set(candidates.items[:6].tolist())
+        assert [i not in model_top for i in slate.items] == slate.explores.tolist()
+        assert ((slate.interests >= 0) & (slate.interests < 3)).all()
+
+
+@pytest.mark.parametrize("explore", [-0.1, 1.5])
+def test_knob_outside_unit_interval_is_refused(explore):
+    with pytest.raises(InputError, match="explore"):
+        Calibrated(TAX).rerank(user([0]), descending([0, 1, 2]), 2, explore)
+
+
+def mmr_reference(rel, sim, k, lam):
+    chosen = []
+    for _ in range(k):
+        best, best_value = None, -np.inf
+        for i in range(len(rel)):
+            if i in chosen:
+                continue
+            penalty = max((sim[i][j] for j in chosen), default=0.0)
+            value = lam * rel[i] - (1 - lam) * penalty
+            if value > best_value:
+                best, best_value = i, value
+        chosen.append(best)
+    return chosen
+
+
+@pytest.mark.parametrize("explore", [0.2, 0.5, 0.9])
+def test_diversity_matches_a_plain_mmr(explore):
+    rng = np.random.default_rng(3)
+    vectors = ItemVectors.from_array(rng.normal(size=(12, 4)))
+    scores = np.sort(rng.random(12))[::-1]
+    candidates = Candidates(rng.permutation(12), scores)
+    rel = (scores - scores.min()) / (scores.max() - scores.min())
+    sim = vectors.similarity(candidates.items)
+    expected = candidates.items[mmr_reference(rel, sim, 6, 1 - explore)]
+    slate = Diversity(TAX, vectors).rerank(user([0]), candidates, 6, explore)
+    assert slate.items.tolist() == expected.tolist()
+
+
+def test_diversity_skips_a_duplicate_of_what_is_already_chosen():
+    vectors = np.eye(12)
+    vectors[1] = vectors[0]  # item 1 is item 0 again
+    slate = Diversity(TAX, ItemVectors.from_array(vectors)).rerank(
+        user([0]), descending([0, 1, 2, 3]), 2, 0.6
+    )
+    assert slate.items.tolist() == [0, 2]
+    assert slate.roles() == ["exploit", "explore"]
+
+
+def steck_reference(rel, membership, p, k, lam, alpha=0.01):
+    chosen = []
+    for _ in range(k):
+        best, best_value = None, -np.inf
+        for i in range(len(rel)):
+            if i in chosen:
+                continue
+            mass = sum(membership[j] for j in chosen + [i])
+            q = mass / mass.sum()
+            q = (1 - alpha) * q + alpha * p
+            kl = sum(p[g] * np.log(p[g] / q[g]) for g in range(len(p)) if p[g] > 0)
+            value = (1 - lam) * sum(rel[j] for j in chosen + [i]) - lam * kl
+            if value > best_value:
+                best, best_value = i, value
+        chosen.append(best)
+    return chosen
+
+
+@pytest.mark.parametrize("explore", [0.3, 0.8])
+def test_calibrated_matches_steck_greedy_reference(explore):
+    rng = np.random.default_rng(5)
+    candidates = Candidates(rng.permutation(12), np.sort(rng.random(12))[::-1])
+    history = [0, 1, 4, 8, 9, 10]
+    p = TAX.membership[history].sum(axis=0) / len(history)
+    rel = (candidates.scores - candidates.scores.min()) / np.ptp(candidates.scores)
+    expected = candidates.items[
+        steck_reference(rel, TAX.membership[candidates.items].astype(float), p, 6, explore)
+    ]
+    slate = Calibrated(TAX).rerank(user(history), candidates, 6, explore)
+    assert slate.items.tolist() == expected.tolist()
+
+
+def test_calibrated_at_full_strength_mirrors_a_half_and_half_user():
+    candidates = descending([0, 1, 2, 3, 4, 5, 6, 7])  # all of interest 0 first
+    slate = Calibrated(TAX).rerank(user([0, 1, 4, 5]), candidates, 4, 1.0)
+    assert sorted(TAX.primary()[slate.items].tolist()) == [0, 0, 1, 1]
+
+
+def test_novel_interest_fills_the_last_slots_from_the_predicted_new_interest():
+    # Across users, interest 1 always comes new after interest 0; interest 2 never does.
+    histories = [History(np.array([0, 1, 2, 4, 5]), np.arange(5.0)) for _ in range(5)]
+    transitions = InterestTransitions.fit(histories, TAX.membership)
+    # Interest 1 is also the semantic neighbour of interest 0; interest 2 is its opposite.
+    vectors = ItemVectors.from_array(np.repeat([[1.0, 0.0], [0.9, 0.44], [-1.0, 0.0]], 4, axis=0))
+    policy = NovelInterest(TAX, transitions, vectors)
+    candidates = descending([0, 1, 2, 3, 8, 9, 6, 10, 7, 4, 5, 11])
+    slate = policy.rerank(user([0, 1]), candidates, 5, 0.4)  # 2 of 5 slots explore
+    assert slate.items.tolist() == [0, 1, 2, 6, 7]  # model's best interest-1 items, in model order
+    assert slate.roles() == ["exploit"] * 3 + ["explore"] * 2
+    assert slate.interests.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_novel_interest_gives_slots_back_when_the_user_has_every_interest():
+    transitions = InterestTransitions.fit([History(np.array([0, 4, 8]), np.arange(3.0))], TAX.membership)
+    policy = NovelInterest(TAX, transitions, VECTORS)
+    candidates = descending([0, 4, 8, 1, 5, 9])
+    slate = policy.rerank(user([0, 4, 8]), candidates, 4, 1.0)
+    assert slate.items.tolist() == [0, 4, 8, 1]
+
+
+def test_bandit_state_round_trips_and_replays_the_same_slate(tmp_path):
+    candidates = descending([0, 4, 8, 1, 5, 9, 2, 6])
+    first = Bandit(TAX)
+    first.rerank(user([0, 1], "a"), candidates, 4, 0.5)
+    first.update("a", np.array([8, 9]), np.array([True, True]))
+    first.state.save(tmp_path / "bandit.json")
+    loaded = BanditState.load(tmp_path / "bandit.json")
+    assert loaded == first.state
+    assert json.loads((tmp_path / "bandit.json").read_text())["interests"] == ["t0", "t1", "t2"]
+    a, b = Bandit(TAX, state=loaded), Bandit(TAX, state=BanditState.from_dict(first.state.to_dict()))
+    assert (
+        a.rerank(user([0, 1], "a"), candidates, 4, 0.7).items.tolist()
+        == b.rerank(user([0, 1], "a"), candidates, 4, 0.7).items.tolist()
+    )
+
+
+def test_bandit_update_credits_clicks_and_misses_by_interest():
+    policy = Bandit(TAX)
+    policy.rerank(user([0], "a"), descending([0, 4, 8]), 3, 0.5)
+    alpha, beta = np.array(policy.state.alpha["a"]), np.array(policy.state.beta["a"])
+    policy.update("a", np.array([8, 9, 0]), np.array([True, True, False]))
+    assert np.allclose(np.array(policy.state.alpha["a"]) - alpha, [0, 0, 2])
+    assert np.allclose(np.array(policy.state.beta["a"]) - beta, [1, 0, 0])
+
+
+def test_bandit_learns_an_interest_the_model_ranks_last():
+    policy = Bandit(TAX)
+    candidates = descending([0, 1, 2, 3, 4, 5, 8, 9])  # interest 2 at the bottom
+    policy.rerank(user([0, 1], "a"), candidates, 3, 1.0)
+    for _ in range(30):
+        policy.update("a", np.array([8, 0, 4]), np.array([True, False, False]))
+    slate = policy.rerank(user([0, 1], "a"), candidates, 3, 1.0)
+    assert TAX.primary()[slate.items[:2]].tolist() == [2, 2]
+    assert slate.roles()[:2] == ["explore", "explore"]
+    assert slate.interests[:2].tolist() == [2, 2]
+
+
+def test_bandit_refuses_state_of_another_taxonomy():
+    with pytest.raises(InputError, match="different set of interests"):
+        Bandit(TAX, state=BanditState(interests=["x", "y", "z"]))

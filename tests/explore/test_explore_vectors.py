@@ -1,0 +1,42 @@
+"""Item-vector providers: unit rows, co-occurrence that reflects who consumed what, model embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from penchant.data.dataset import History
+from penchant.explore import ItemVectors, cooccurrence_vectors, item_vectors_for, model_item_embeddings
+from penchant.models import EASE
+
+
+def test_from_array_gives_unit_rows_and_keeps_empty_rows_zero():
+    vectors = ItemVectors.from_array(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert np.allclose(vectors.vectors, [[0.6, 0.8], [0.0, 0.0]])
+    assert np.allclose(vectors.similarity(np.array([0, 0])), 1.0)
+
+
+def test_cooccurrence_puts_items_consumed_together_close():
+    # Items 0-2 are consumed by one group of users, 3-5 by another.
+    histories = [History(np.array([0, 1, 2]), np.zeros(3))] * 5 + [
+        History(np.array([3, 4, 5]), np.zeros(3))
+    ] * 5
+    vectors = cooccurrence_vectors(histories, 7, dim=4)
+    sim = vectors.similarity(np.arange(6))
+    assert sim[0, 1] > 0.9 and sim[3, 4] > 0.9
+    assert abs(sim[0, 3]) < 0.1
+    assert np.allclose(vectors.vectors[6], 0.0)  # never consumed: no information
+
+
+def test_the_model_embeddings_are_used_when_the_model_exposes_them(cycle_dataset):
+    class WithEmbeddings:
+        name = "fake"
+
+        def item_embeddings(self):
+            return np.arange(6.0).reshape(3, 2)
+
+    assert model_item_embeddings(WithEmbeddings()).shape == (3, 2)
+    ease = EASE().fit(cycle_dataset, progress=False)
+    assert model_item_embeddings(ease) is None
+    fallback = item_vectors_for(ease)
+    assert fallback.source == "co-occurrence" and fallback.n_items == cycle_dataset.n_items
+    assert item_vectors_for(ease, text_vectors=np.ones((cycle_dataset.n_items, 3))).source == "text"

@@ -1,0 +1,75 @@
+"""Service fixtures: small runs trained once, SQLite files and a real PostgreSQL server started once."""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from penchant.data.split import Protocol
+from penchant.evaluate.runs import train_run
+from penchant.models import EASE, InterestTransformer, TransformerConfig
+from penchant.serve import Settings, create_app
+from penchant.serve.testing import TemporaryPostgres, find_pg_bin
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Transformer settings that learn the 20-item cycle in a few seconds (see tests/models).
+SMALL_TRANSFORMER = dict(dim=32, max_len=20, batch_size=32, threads=1, lr=3e-3, max_epochs=10, seed=0)
+
+
+@pytest.fixture(scope="session")
+def ease_run(tmp_path_factory, make_cycle_dataset) -> Path:
+    directory = tmp_path_factory.mktemp("ease-run")
+    train_run(make_cycle_dataset(), EASE(), directory, Protocol(), progress=False)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def transformer_run(tmp_path_factory, make_cycle_dataset) -> Path:
+    directory = tmp_path_factory.mktemp("transformer-run")
+    model = InterestTransformer(TransformerConfig(**SMALL_TRANSFORMER))
+    train_run(make_cycle_dataset(), model, directory, Protocol(), progress=False)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole session; each test gets its own database in it."""
+    if find_pg_bin() is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL server binaries are missing in CI (make test installs postgresql)")
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    with TemporaryPostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty event store of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.sqlite3'}"
+    return request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def serve(db_url):
+    """``serve(run_dir, **settings)`` -> a started TestClient (open access unless told otherwise)."""
+    clients = []
+
+    def start(run_dir: Path, **overrides) -> TestClient:
+        settings = Settings(
+            run_dir=run_dir,
+            db_url=overrides.pop("db_url", db_url),
+            open_access=overrides.pop("open_access", True),
+            **overrides,
+        )
+        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in reversed(clients):
+        client.__exit__(None, None, None)

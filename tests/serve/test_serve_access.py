@@ -1,0 +1,70 @@
+"""Access: API keys with read and write scopes, stored hashed; open mode only on loopback."""
+
+import pytest
+
+from penchant.errors import InputError
+from penchant.serve import Settings
+from penchant.serve.db import Database
+from penchant.serve.keys import Scope, check_key, create_key
+
+
+def test_keys_gate_every_resource_by_scope(serve, ease_run, db_url):
+    client = serve(ease_run, open_access=False)
+    db = Database(db_url)
+    read, write = create_key(db, Scope.read), create_key(db, Scope.write)
+    event = {"user_id": "k-user", "item_id": "m01", "timestamp": 1.7e9}
+
+    assert client.get("/health").status_code == 200 and client.get("/health").json()["auth"] == "keys"
+    missing = client.get("/users/u000/recommendations")
+    assert missing.status_code == 401 and missing.json()["detail"].startswith("X-API-Key: missing")
+    assert client.get("/users/u000/recommendations", headers={"X-API-Key": read + "x"}).status_code == 401
+    assert client.get("/users/u000/recommendations", headers={"X-API-Key": "pk_zz_zz"}).status_code == 401
+    assert client.get("/metrics").status_code == 401
+
+    as_reader = {"X-API-Key": read}
+    assert client.get("/users/u000/recommendations", headers=as_reader).status_code == 200
+    assert client.get("/metrics", headers=as_reader).status_code == 200
+    for method, path, body in (
+        ("POST", "/events", event),
+        ("POST", "/items", {"item_id": "x"}),
+        ("DELETE", "/users/u000", None),
+        ("POST", "/admin/reload", None),
+    ):
+        denied = client.request(method, path, json=body, headers=as_reader)
+        assert denied.status_code == 403 and "read scope" in denied.json()["detail"], path
+
+    as_writer = {"X-API-Key": write}
+    assert client.post("/events", json=event, headers=as_writer).status_code == 200
+    assert client.get("/users/k-user/events", headers=as_writer).status_code == 200  # write includes read
+    db.close()
+
+
+def test_keys_are_stored_hashed_and_checked(db_url):
+    db = Database(db_url)
+    db.migrate()
+    key = create_key(db, Scope.write, name="ci")
+    rows = db.fetchall("SELECT key_id, salt, key_hash, scope, name FROM api_keys")
+    assert len(rows) == 1 and rows[0][3:] == ("write", "ci")
+    assert all(key.split("_", 2)[2] not in str(value) for value in rows[0])  # the secret is never stored
+    assert check_key(db, key) is Scope.write
+    assert (
+        check_key(db, key[:-1]) is None
+        and check_key(db, "") is None
+        and check_key(db, "pk_" + "a" * 12 + "_x") is None
+    )
+    assert create_key(db, Scope.read) != create_key(db, Scope.read)
+    db.close()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "example.org", "::"])
+def test_open_access_refuses_non_loopback_addresses(tmp_path, host):
+    with pytest.raises(InputError, match="loopback"):
+        Settings(run_dir=tmp_path, db_url="sqlite:///x.db", host=host, open_access=True)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "::1", "localhost"])
+def test_open_access_allows_loopback(tmp_path, host):
+    assert (
+        Settings(run_dir=tmp_path, db_url="sqlite:///x.db", host=host, open_access=True).auth_required
+        is False
+    )

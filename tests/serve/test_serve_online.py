@@ -1,0 +1,103 @@
+"""Online state: an event counts at once, without retraining; a newer run replaces the model without
+failing a request."""
+
+import shutil
+import threading
+import time
+
+from penchant.data.split import Protocol
+from penchant.evaluate.runs import train_run
+from penchant.models import Popularity
+
+NOW = 1_700_000_000.0
+
+
+def top1(client, user):
+    response = client.get(f"/users/{user}/recommendations", params={"k": 1})
+    assert response.status_code == 200, response.text
+    return response.json()["items"][0]["item_id"]
+
+
+def test_a_new_event_changes_the_next_recommendation_at_once(serve, transformer_run):
+    # The transformer learned the cycle m00 -> m01 -> ... -> m19 -> m00: the next item after a user's
+    # last item is known, so each event posted must move the top recommendation one step along.
+    client = serve(transformer_run)
+    for step, item in enumerate(["m05", "m06", "m07"]):
+        client.post("/events", json={"user_id": "walker", "item_id": item, "timestamp": NOW + 60 * step})
+    assert top1(client, "walker") == "m08"
+    client.post("/events", json={"user_id": "walker", "item_id": "m08", "timestamp": NOW + 180})
+    assert top1(client, "walker") == "m09"
+    # A known user's stored history continues the same way.
+    last = client.get("/users/u000/events", params={"latest": True, "limit": 1}).json()["events"][0]
+    following = f"m{(int(last['item_id'][1:]) + 1) % 20:02d}"
+    assert top1(client, "u000") == following
+    client.post(
+        "/events", json={"user_id": "u000", "item_id": following, "timestamp": last["timestamp"] + 60}
+    )
+    assert top1(client, "u000") == f"m{(int(following[1:]) + 1) % 20:02d}"
+
+
+def test_exclude_seen_and_new_users(serve, transformer_run):
+    client = serve(transformer_run)
+    seen = {e["item_id"] for e in client.get("/users/u000/events", params={"limit": 1000}).json()["events"]}
+    recs = client.get("/users/u000/recommendations", params={"k": 20, "exclude_seen": True}).json()
+    assert recs["exclude_seen"] and not seen & {r["item_id"] for r in recs["items"]}
+    assert len(recs["items"]) == 20 - len(seen)
+    cold = client.get("/users/nobody-yet/recommendations", params={"k": 3}).json()
+    assert cold["history_length"] == 0 and len(cold["items"]) == 3
+
+
+def wait_until(condition, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_reload_swaps_the_model_while_requests_keep_succeeding(
+    serve, transformer_run, make_cycle_dataset, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(transformer_run, run_dir)
+    client = serve(run_dir)
+    assert client.get("/health").json()["model"] == "transformer"
+
+    failures, answered, stop = [], [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            response = client.get("/users/u001/recommendations", params={"k": 3})
+            (answered if response.status_code == 200 else failures).append(response.json().get("model"))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(answered) >= 3)
+        before = list(answered)
+        # A newer run is written into the served directory, then loaded.
+        shutil.rmtree(run_dir)
+        train_run(make_cycle_dataset(), Popularity(), run_dir, Protocol(), progress=False)
+        reloaded = client.post("/admin/reload")
+        after = len(answered)
+        wait_until(lambda: len(answered) >= after + 5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert reloaded.status_code == 200 and reloaded.json()["model"] == "popularity"
+    assert failures == []
+    assert set(before) == {"transformer"} and answered[-1] == "popularity"
+    assert client.get("/users/u001/recommendations").json()["model"] == "popularity"
+    assert 'penchant_model_reloads_total{outcome="ok"} 1.0' in client.get("/metrics").text
+
+
+def test_a_failed_reload_keeps_serving_the_old_model(serve, ease_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(ease_run, run_dir)
+    client = serve(run_dir)
+    (run_dir / "run.json").unlink()
+    failed = client.post("/admin/reload")
+    assert failed.status_code == 422 and "run.json missing" in failed.json()["detail"]
+    assert client.get("/users/u001/recommendations").json()["model"] == "ease"
+    assert 'penchant_model_reloads_total{outcome="failed"} 1.0' in client.get("/metrics").text

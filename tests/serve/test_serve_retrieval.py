@@ -1,0 +1,62 @@
+"""Retrieval: the vector form of the transformer's scores, and the ANN path held against exact scoring."""
+
+import numpy as np
+import pytest
+import torch
+
+from penchant.data.dataset import History
+from penchant.evaluate.runs import load_run
+from penchant.serve.retrieval import AnnRetriever, ExactRetriever, build_retriever
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # As the service runs it: one request's small forward pass is fastest on one thread.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def transformer(transformer_run):
+    return load_run(transformer_run).model
+
+
+@pytest.fixture(scope="module")
+def ease(ease_run):
+    return load_run(ease_run).model
+
+
+def test_user_and_item_vectors_reproduce_the_scores(transformer):
+    histories = list(transformer.histories.values())
+    window = transformer.config.max_len
+    reference = transformer.user_vectors(histories) @ transformer.item_vectors().T  # (U, I)
+    for row, history in enumerate(histories):
+        reference[row, np.unique(history.items[-window:])] += transformer.repeat_bias()
+    np.testing.assert_allclose(transformer.score(histories), reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("exclude_seen", [False, True])
+def test_ann_retrieval_matches_exact_on_a_small_catalogue(transformer, exclude_seen):
+    exact, ann = ExactRetriever(transformer), AnnRetriever(transformer, ef_search=64)
+    for history in transformer.histories.values():
+        for k in (1, 5):
+            want, got = exact.top_k(history, k, exclude_seen), ann.top_k(history, k, exclude_seen)
+            assert [i for i, _ in got] == [i for i, _ in want]
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-4, atol=1e-4)
+
+
+def test_empty_histories_get_the_most_popular_items(transformer, ease):
+    for model in (transformer, ease):
+        top = ExactRetriever(model).top_k(History.empty(), 3, exclude_seen=False)
+        assert [i for i, _ in top] == list(np.argsort(-model.popularity, kind="stable")[:3])
+    assert AnnRetriever(transformer).top_k(History.empty(), 3, False) == ExactRetriever(transformer).top_k(
+        History.empty(), 3, False
+    )
+
+
+def test_the_threshold_picks_the_retriever(transformer, ease):
+    assert build_retriever(transformer, ann_threshold=21).kind == "exact"
+    assert build_retriever(transformer, ann_threshold=20).kind == "ann"
+    assert build_retriever(ease, ann_threshold=1).kind == "exact"  # EASE has no vector form

@@ -1,0 +1,75 @@
+"""The database layer on real SQLite and PostgreSQL: migrations, durability settings, the store's rules."""
+
+import pytest
+
+from penchant.errors import InputError
+from penchant.serve.db import SCHEMA_VERSION, Database, parse_url, redact
+from penchant.serve.store import Event, EventStore, Item, UnknownItems, decode_cursor, encode_cursor
+
+
+@pytest.fixture
+def store(db_url):
+    db = Database(db_url)
+    db.migrate()
+    yield EventStore(db)
+    db.close()
+
+
+def test_schema_is_created_once_and_versioned(db_url):
+    db = Database(db_url)
+    assert db.migrate() == 0 and db.version() == SCHEMA_VERSION
+    assert db.migrate() == SCHEMA_VERSION  # a restart finds it current and changes nothing
+    with db.transaction() as tx:
+        tx.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(InputError, match="newer than this penchant"):
+        db.migrate()
+    db.close()
+
+
+def test_sqlite_is_durable_on_every_commit(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    with db.connection() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    db.close()
+
+
+def test_a_failed_batch_stores_nothing(store):
+    store.put_item(Item("a", "A"))
+    with pytest.raises(UnknownItems) as caught:
+        store.add_events([Event("u", "a", 1.0), Event("u", "b", 2.0), Event("u", "c", 3.0)])
+    assert caught.value.positions == (1, 2) and caught.value.item_ids == ("b", "c")
+    assert store.history("u", 10) == ([], [])
+    assert store.add_events([Event("u", "a", 1.0), Event("u", "a", 1.0, "view")]) == 2
+    assert store.add_events([Event("u", "a", 1.0)]) == 0  # an exact repeat is stored once
+
+
+def test_pages_are_ordered_by_time_then_arrival(store):
+    store.put_item(Item("a"))
+    # Out-of-order arrival and equal timestamps: pages follow time, then the order events arrived in.
+    store.add_events([Event("u", "a", t, str(i)) for i, t in enumerate([5.0, 1.0, 3.0, 3.0, 3.0, 2.0, 9.0])])
+    seen, cursor = [], None
+    while True:
+        page, cursor = store.user_events("u", 2, cursor)
+        seen += [(e.timestamp, e.event_type) for e in page]
+        if cursor is None:
+            break
+    assert seen == [(1.0, "1"), (2.0, "5"), (3.0, "2"), (3.0, "3"), (3.0, "4"), (5.0, "0"), (9.0, "6")]
+    assert [e.timestamp for e in store.user_events("u", 3, latest=True)[0]] == [3.0, 5.0, 9.0]
+    assert store.history("u", 3) == (["a", "a", "a"], [3.0, 5.0, 9.0])
+
+
+def test_cursor_round_trip_and_rejection():
+    assert decode_cursor(encode_cursor(1.5, 7)) == (1.5, 7)
+    for bad in ("", "abc", encode_cursor(1.0, 2)[:-2] + "!!", "WyJhIiwgMV0"):
+        with pytest.raises(InputError, match="after:"):
+            decode_cursor(bad)
+
+
+def test_urls():
+    assert parse_url("postgresql://u:secret@h:5/db")[0] == "postgresql"
+    assert redact("postgresql://u:secret@h:5/db") == "postgresql://u:***@h:5/db"
+    with pytest.raises(InputError, match="expected sqlite"):
+        parse_url("mysql://x")
+    with pytest.raises(InputError, match="cannot create the folder"):
+        Database("sqlite:////proc/nope/x.db")
