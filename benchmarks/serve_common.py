@@ -127,6 +127,7 @@ def conditions() -> dict:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "load_average_1_5_15": [round(x, 2) for x in load],
+        "niceness": os.nice(0),  # below 0: this benchmark (and its server) ran ahead of other work
         "other_busy_processes": busy,
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -144,5 +145,6 @@ def conditions_md(c: dict) -> str:
     return (
         f"- machine: {c['platform']}, {c['cpu_count']} CPU cores, Python {c['python']}\n"
         f"- load average (1, 5, 15 min): {c['load_average_1_5_15']}; other busy processes: {busy}\n"
+        f"- niceness of the benchmark and its server: {c['niceness']}\n"
         f"- measured {c['time_utc']}\n"
     )

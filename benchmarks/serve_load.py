@@ -79,6 +79,7 @@ def main() -> None:
         "--requests", type=int, default=3000, help="requests per phase (a mixed pair counts once)"
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per phase")
+    parser.add_argument("--name", default="serve_load", help="results file name in benchmarks/results")
     args = parser.parse_args()
 
     run_dir = ensure_ml100k_run(args.run)
@@ -178,7 +179,7 @@ def main() -> None:
         "",
         conditions_md(after),
     ]
-    write("serve_load", result, "\n".join(lines))
+    write(args.name, result, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from pydantic import (
 )
 
 
-def _storable(text: str) -> str:
+def storable_text(text: str) -> str:
+    """Text both databases can store as given."""
     # PostgreSQL text cannot hold NUL, and lone surrogates (legal in JSON escapes) are not UTF-8.
     if "\x00" in text:
         raise ValueError("must not contain NUL characters")
@@ -31,16 +32,18 @@ def _storable(text: str) -> str:
     return text
 
 
-def _id(text: str) -> str:
-    text = _storable(text)
+def external_id(text: str) -> str:
+    """An external user or item ID: storable text without surrounding whitespace (which would make
+    two IDs look the same)."""
+    text = storable_text(text)
     if text != text.strip():
         raise ValueError("must not start or end with whitespace")
     return text
 
 
-ExternalId = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_id)]
-ShortText = Annotated[str, Field(max_length=1000), AfterValidator(_storable)]
-LongText = Annotated[str, Field(max_length=20_000), AfterValidator(_storable)]
+ExternalId = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(external_id)]
+ShortText = Annotated[str, Field(max_length=1000), AfterValidator(storable_text)]
+LongText = Annotated[str, Field(max_length=20_000), AfterValidator(storable_text)]
 
 MIN_TIME, MAX_TIME = 0.0, 253402300799.0  # 1970-01-01 .. 9999-12-31
 
@@ -90,8 +93,8 @@ class EventIn(Strict):
     user_id: ExternalId
     item_id: ExternalId
     timestamp: Timestamp = Field(description="Unix seconds, or an ISO 8601 date-time")
-    event_type: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_id)] | None = Field(
-        None, description="view, click, purchase, rating, review, search, ..."
+    event_type: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(external_id)] | None = (
+        Field(None, description="view, click, purchase, rating, review, search, ...")
     )
     value: float | None = Field(None, description="a rating, dwell time or price")
     text: LongText | None = Field(None, description="a review, comment or query")
@@ -153,7 +156,7 @@ class ItemIn(Strict):
     description: LongText | None = None
     categories: (
         Annotated[
-            list[Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable)]],
+            list[Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable_text)]],
             Field(max_length=100),
         ]
         | None

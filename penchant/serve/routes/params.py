@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator
 
-from penchant.serve.schemas import _id
+from penchant.serve.schemas import external_id
 
 UserId = Annotated[
-    str, Path(min_length=1, max_length=256, description="the user's external ID"), AfterValidator(_id)
+    str, Path(min_length=1, max_length=256, description="the user's external ID"), AfterValidator(external_id)
 ]
 ItemId = Annotated[
-    str, Path(min_length=1, max_length=256, description="the item's external ID"), AfterValidator(_id)
+    str, Path(min_length=1, max_length=256, description="the item's external ID"), AfterValidator(external_id)
 ]

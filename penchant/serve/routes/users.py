@@ -5,7 +5,7 @@ from pydantic import AfterValidator
 
 from penchant.serve.deps import CanRead, CanWrite, ServicesDep
 from penchant.serve.routes.params import UserId
-from penchant.serve.schemas import EventOut, EventPage, UserErased, UserList, UserSummary, _storable
+from penchant.serve.schemas import EventOut, EventPage, UserErased, UserList, UserSummary, storable_text
 
 router = APIRouter(tags=["users"])
 
@@ -16,7 +16,7 @@ def list_users(
     prefix: Annotated[
         str,
         Query(max_length=256, description="only users whose ID starts with this"),
-        AfterValidator(_storable),
+        AfterValidator(storable_text),
     ] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> UserList:
