@@ -42,15 +42,22 @@ KS = (5, 10, 20)
 RANDOM_DRAWS = 20
 
 
-def run_part(part: str, max_seconds: float, threads: int, reprs: tuple[str, ...] = REPRS) -> dict:
+def run_part(
+    part: str,
+    max_seconds: float,
+    threads: int,
+    reprs: tuple[str, ...] = REPRS,
+    id_dropout: float | None = None,
+) -> dict:
     dataset = load_ml100k()
     protocol = Protocol() if part == "default" else Protocol(name="cold-start")
     parts = split(dataset, protocol)
     load_before = os.getloadavg()
     rows = []
     for item_repr in reprs:
+        extra = {} if id_dropout is None else {"id_dropout": id_dropout}
         config = TransformerConfig(
-            item_repr=item_repr, text_template=TEMPLATE, max_seconds=max_seconds, threads=threads
+            item_repr=item_repr, text_template=TEMPLATE, max_seconds=max_seconds, threads=threads, **extra
         )
         model = InterestTransformer(config)
         started = time.perf_counter()
@@ -58,7 +65,7 @@ def run_part(part: str, max_seconds: float, threads: int, reprs: tuple[str, ...]
         seconds = time.perf_counter() - started
         rows.append(
             {
-                "model": f"transformer ({item_repr})",
+                "model": f"transformer ({item_repr}" + (f", id_dropout {id_dropout:g})" if extra else ")"),
                 "item_repr": item_repr,
                 "max_seconds": max_seconds,
                 "train_seconds": round(seconds, 1),
@@ -112,7 +119,11 @@ def bars(default: dict | None, cold: dict | None) -> dict:
     if default:
         # Compared at equal training budgets only.
         for budget in sorted({r["max_seconds"] for r in default["results"]}):
-            by = {r["item_repr"]: r for r in default["results"] if r["max_seconds"] == budget}
+            by = {
+                r["item_repr"]: r
+                for r in default["results"]
+                if r["max_seconds"] == budget and "id_dropout" not in r["model"]
+            }
             if "fused" in by and "id" in by:
                 name = (
                     "fused NDCG@10 >= ID-only NDCG@10 "
@@ -137,8 +148,8 @@ def markdown(report: dict) -> str:
         f"{m['cpu_count']} CPU cores ({m['processor']}), "
         f"torch {m['torch']} with {report['threads']} thread(s) per model, Python {m['python']}.",
         f"Machine load while it ran (1/5/15-minute load averages): {report['load']}. The machine was shared; "
-        "every model had the same settings and wall-clock budget, so rows are comparable with each other, "
-        "times are not comparable with other benchmarks.",
+        "models differ only in item_repr and their wall-clock budget (column 'budget s'), so rows of equal "
+        "budget are comparable with each other; times are not comparable with other benchmarks.",
         "",
         f"Item text: `{TEMPLATE}` (title, year, genres) encoded by all-MiniLM-L6-v2. "
         "`id`: learned ID embeddings only; `text`: a linear projection of the frozen text embedding only; "
@@ -213,18 +224,23 @@ def main() -> None:
         "--reprs", nargs="+", choices=REPRS, default=list(REPRS), help="item representations to train"
     )
     parser.add_argument("--append", action="store_true", help="add these rows to the part's saved results")
+    parser.add_argument(
+        "--id-dropout", type=float, help="override the fused model's id_dropout (default 0.1)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report:
         torch.set_num_threads(args.threads)
         for part in ("default", "cold-start") if args.part == "all" else (args.part,):
-            result = run_part(part, args.max_seconds, args.threads, tuple(args.reprs))
+            result = run_part(part, args.max_seconds, args.threads, tuple(args.reprs), args.id_dropout)
             command = (
                 f"python benchmarks/text.py --part {part} --max-seconds {args.max_seconds:g} "
                 f"--threads {args.threads}"
             )
             if args.reprs != list(REPRS):
                 command += " --reprs " + " ".join(args.reprs)
+            if args.id_dropout is not None:
+                command += f" --id-dropout {args.id_dropout:g}"
             path = args.out / f"text.{part}.json"
             with open(args.out / ".text.lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # parts appended by processes running side by side
@@ -248,7 +264,10 @@ def main() -> None:
         "machine": machine(),
         "threads": args.threads,
         "load": "; ".join(
-            f"{k}: {p['load_average']['before']} -> {p['load_average']['after']}" for k, p in parts.items()
+            f"{k} {r['item_repr']} {r['max_seconds']:g} s: {r['load_average']['before']} -> "
+            f"{r['load_average']['after']}"
+            for k, p in parts.items()
+            for r in p["results"]
         ),
         "parts": parts,
         "bar": bars(parts.get("default"), parts.get("cold-start")),

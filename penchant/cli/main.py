@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -158,7 +159,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_json(value) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    """Strict JSON on stdout: an undefined metric (NaN, e.g. no user qualifies) becomes null."""
+    print(json.dumps(_finite(value), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from penchant.errors import InputError
-from penchant.serve.db import Database, redact
+from penchant.serve.db import Database, parse_url, redact
 from penchant.serve.keys import create_key, parse_scope
 from penchant.serve.settings import Settings, default_db_url
 
@@ -28,6 +28,7 @@ def serve(args: argparse.Namespace) -> int:
         open_access=args.open,
         ann_threshold=args.ann_threshold,
     )
+    parse_url(settings.db_url)  # a malformed URL is a one-line error here, not a failed startup
     import uvicorn  # only now: a refused setting answers before the heavy imports
 
     from penchant.serve import create_app

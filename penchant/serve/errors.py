@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from penchant.errors import InputError
+from penchant.serve.state import NoInterests, UnknownItem, UnknownUser
 from penchant.serve.store import UnknownItems
 
 log = logging.getLogger("penchant.serve")
@@ -70,6 +71,15 @@ def install(app: FastAPI) -> None:
             status_code=422,
             content={"detail": f"{errors[0]['field']}: {errors[0]['message']}", "errors": errors},
         )
+
+    @app.exception_handler(UnknownUser)
+    @app.exception_handler(UnknownItem)
+    async def not_found(request: Request, exc: LookupError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(NoInterests)
+    async def no_interests(request: Request, exc: NoInterests) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> JSONResponse:

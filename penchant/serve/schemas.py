@@ -179,6 +179,10 @@ class RecommendationOut(BaseModel):
     item_id: str
     score: float
     title: str | None
+    role: str | None = Field(
+        None, description="with a policy: exploit (among the model's own top k) or explore (brought in)"
+    )
+    interest: str | None = Field(None, description="with a policy: the interest the item serves")
 
 
 class RecommendationsOut(BaseModel):
@@ -188,6 +192,57 @@ class RecommendationsOut(BaseModel):
     retrieval: str = Field(description="exact or ann")
     history_length: int = Field(description="stored events of the user the model read")
     exclude_seen: bool
+    policy: str | None = Field(description="the exploration policy that re-ranked the list, if any")
+    explore: float = Field(description="0: the model's own ranking; 1: the policy's objective only")
+
+
+class HistoryContributionOut(BaseModel):
+    item_id: str
+    title: str | None
+    position: int = Field(description="0 = the first event of the weighed history")
+    timestamp: float
+    weight: float = Field(description="drop in the item's score without this event")
+    interests: list[str]
+
+
+class InterestWeightOut(BaseModel):
+    interest: str
+    weight: float
+
+
+class ExplanationOut(BaseModel):
+    user_id: str
+    item_id: str
+    title: str | None
+    score: float
+    rank: int = Field(description="the item's rank in the user's full-catalogue ranking, 1 = top")
+    n_history: int = Field(description="events weighed (the most recent ones, up to the service's limit)")
+    method: str
+    items: list[HistoryContributionOut] = Field(description="past items, largest weight first")
+    interests: list[InterestWeightOut] = Field(description="largest weight first")
+
+
+# ---------------------------------------------------------------------------------------- profiles
+class InterestShiftOut(BaseModel):
+    interest: str
+    long_term: float
+    short_term: float
+    change: float
+
+
+class ProfileOut(BaseModel):
+    """The same object as ``penchant profile --json`` (the summary is always the deterministic one)."""
+
+    user_id: str
+    long_term: list[InterestWeightOut] = Field(description="time-decayed shares, strongest first")
+    short_term: list[InterestWeightOut] = Field(description="shares in the recent window")
+    emerging: list[InterestShiftOut]
+    fading: list[InterestShiftOut]
+    summary: str
+    summary_source: str
+    n_events: int
+    short_term_window: str
+    settings: dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------- service

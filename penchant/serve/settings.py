@@ -26,6 +26,7 @@ class Settings:
     ann_ef_search: int = 128  # HNSW search breadth: higher is slower and closer to exact
     db_pool_size: int = 8  # database connections shared by request threads
     torch_threads: int = 1  # intra-op threads per request; requests run in parallel threads already
+    explain_events: int = 200  # most recent events an explanation weighs (one model pass per event)
 
     def __post_init__(self) -> None:
         if self.open_access and not is_loopback(self.host):
@@ -40,6 +41,7 @@ class Settings:
             "history_limit",
             "db_pool_size",
             "torch_threads",
+            "explain_events",
         ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol
 from penchant.evaluate.runs import train_run
 from penchant.models import EASE, InterestTransformer, TransformerConfig
@@ -26,11 +27,36 @@ def ease_run(tmp_path_factory, make_cycle_dataset) -> Path:
     return directory
 
 
+GENRES = ["Action", "Comedy", "Drama", "Sci-Fi"]
+
+
+def genres_of(item_id: str) -> list[str]:
+    """Five consecutive cycle items per genre; the last of each five also has the next genre."""
+    position = int(item_id[1:])
+    first = GENRES[position // 5 % len(GENRES)]
+    return [first, GENRES[(position // 5 + 1) % len(GENRES)]] if position % 5 == 4 else [first]
+
+
+def with_genres(dataset: Dataset) -> Dataset:
+    """The cycle dataset with item categories, so that the service has interests to serve."""
+    items = dataset.items.reset_index()
+    items["categories"] = [genres_of(i) for i in items["item_id"]]
+    events = dataset.events[["user_id", "item_id", "timestamp"]]
+    return Dataset.from_frames(events, items, name=dataset.name)
+
+
+@pytest.fixture(scope="session")
+def genres() -> list[str]:
+    """The interests of ``transformer_run``'s catalogue."""
+    return GENRES
+
+
 @pytest.fixture(scope="session")
 def transformer_run(tmp_path_factory, make_cycle_dataset) -> Path:
+    """The transformer on the cycle with genres: the run the interest endpoints and dashboard use."""
     directory = tmp_path_factory.mktemp("transformer-run")
     model = InterestTransformer(TransformerConfig(**SMALL_TRANSFORMER))
-    train_run(make_cycle_dataset(), model, directory, Protocol(), progress=False)
+    train_run(with_genres(make_cycle_dataset()), model, directory, Protocol(), progress=False)
     return directory
 
 

@@ -35,9 +35,13 @@ def test_open_mode_refuses_to_bind_beyond_loopback(ease_run):
     assert result.stderr.startswith("error: --open") and "refusing --host 0.0.0.0" in result.stderr
 
 
-def test_serve_needs_a_run(tmp_path):
+def test_serve_needs_a_run_and_a_database_url(tmp_path, ease_run):
     result = run("serve", "--run", str(tmp_path / "missing"))
     assert result.returncode == 2 and "run.json missing" in result.stderr
+    result = run("serve", "--run", str(ease_run), "--db", "mysql://somewhere/db")
+    assert result.returncode == 2 and result.stderr.startswith(
+        "error: --db mysql://somewhere/db: expected sqlite"
+    )
 
 
 def test_keys_create_prints_the_key_once(tmp_path):

@@ -98,10 +98,64 @@ def test_dashboard_shows_a_user_and_reflects_a_new_event(browser, server, tmp_pa
     assert activity.first.locator("td.title").inner_text() == f"Title {int(top[1:])}"
     assert page.locator("#recs li").first.get_attribute("data-item-id") == f"m{(int(top[1:]) + 1) % 20:02d}"
 
+    # "why?" opens the explanation: the top past items with their weights, and the interests.
+    recs.first.locator("button.why").click()
+    explanation = recs.first.locator(".explanation")
+    explanation.locator("ul li").first.wait_for(timeout=15000)
+    assert explanation.locator("ul li").count() == 3
+    assert explanation.locator(".interests").inner_text().startswith("Interests: ")
+    page.screenshot(path=str(tmp_path / "explanation.png"))
+    recs.first.locator("button.why").click()  # and closes it again
+    assert explanation.count() == 0
+
+    # The explore slider: with a policy at 0 every item is the model's own; at 1 the policy brings
+    # items in, marked as explore.
+    exploit_only = [li.get_attribute("data-item-id") for li in recs.all()]
+    page.select_option("#policy", "calibrated")
+    page.wait_for_function("document.querySelector('#recs li').dataset.role === 'exploit'")
+    assert page.locator("#recs li[data-role=explore]").count() == 0
+    page.eval_on_selector(
+        "#explore",
+        "el => { el.value = '1'; for (const e of ['input', 'change']) el.dispatchEvent(new Event(e)); }",
+    )
+    page.wait_for_function("document.querySelectorAll('#recs li.explore').length > 0")
+    assert page.locator("#explore-value").inner_text() == "1.0"
+    assert [li.get_attribute("data-item-id") for li in recs.all()] != exploit_only
+    assert page.locator("#recs li.explore .badge.explore").count() == page.locator("#recs li.explore").count()
+
     # Everything came from this server: no CDN, no other host.
     assert requested and all(url.startswith(server) for url in requested)
     assert problems == []
     page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+
+def test_dashboard_charts_the_interest_profile(browser, server, tmp_path):
+    # u001 binges comedies (cycle items 5-8) right after their own history: Comedy is emerging in the
+    # short term (their last 20 events), the other genres fading.
+    burst = [
+        {"user_id": "u001", "item_id": f"m0{5 + n % 4}", "timestamp": 1_600_003_600 + 3000 + 10 * n}
+        for n in range(20)
+    ]
+    assert page_post(browser, f"{server}/events", burst) == 200
+
+    page = browser.new_page(viewport={"width": 1200, "height": 1100})
+    page.goto(f"{server}/#user=u001")
+    page.wait_for_function("document.querySelector('#status').textContent === 'User u001'")
+    chart = page.locator("#profile-chart svg")
+    assert chart.locator("g.interest").count() == 4
+    assert chart.locator("g.interest.emerging").get_attribute("data-interest") == "Comedy"
+    assert chart.locator("g.interest.fading").count() == 3
+    assert chart.locator("rect.bar.long").count() == chart.locator("rect.bar.short").count() == 4
+    assert "Emerging: Comedy" in page.locator("#profile-summary").inner_text()
+    page.screenshot(path=str(tmp_path / "profile.png"), full_page=True)
+
+
+def page_post(browser, url: str, body) -> int:
+    page = browser.new_page()
+    try:
+        return page.request.post(url, data=body).status
+    finally:
+        page.close()
 
 
 def test_dashboard_reports_errors_in_words(browser, server):

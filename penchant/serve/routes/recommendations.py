@@ -3,30 +3,81 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from penchant.serve.deps import CanRead, ServicesDep
-from penchant.serve.routes.params import UserId
-from penchant.serve.schemas import RecommendationOut, RecommendationsOut
+from penchant.serve.interests import PolicyName
+from penchant.serve.routes.params import ItemId, UserId
+from penchant.serve.schemas import ErrorOut, ExplanationOut, RecommendationOut, RecommendationsOut
 
 router = APIRouter(tags=["recommendations"])
 
 
-@router.get("/users/{user_id}/recommendations", response_model=RecommendationsOut, dependencies=[CanRead])
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=RecommendationsOut,
+    dependencies=[CanRead],
+    responses={409: {"model": ErrorOut, "description": "a policy, and the served run has no interests"}},
+)
 def recommendations(
     services: ServicesDep,
     user_id: UserId,
     k: Annotated[int, Query(ge=1, description="how many items")] = 10,
     exclude_seen: Annotated[bool, Query(description="never recommend items the user already has")] = False,
+    explore: Annotated[
+        float,
+        Query(
+            ge=0.0, le=1.0, allow_inf_nan=False, description="0: the model's ranking; 1: the policy's only"
+        ),
+    ] = 0.0,
+    policy: Annotated[
+        PolicyName | None, Query(description="re-rank the model's top candidates; marks each item's role")
+    ] = None,
 ) -> RecommendationsOut:
     """The top-k items for the user from everything stored about them, including events recorded a
-    moment ago. A user with no events gets the most popular items."""
+    moment ago. A user with no events gets the most popular items. With a ``policy``, the model's top
+    candidates are re-ranked at ``explore`` and each item says its role and interest."""
     if k > services.settings.max_k:
         raise HTTPException(422, f"k: at most {services.settings.max_k}, got {k}")
-    result = services.models.recommend(user_id, k, exclude_seen)
+    if explore > 0 and policy is None:
+        raise HTTPException(422, f"policy: required when explore > 0 ({', '.join(PolicyName)})")
+    result = services.models.recommend(user_id, k, exclude_seen, policy, explore)
     services.metrics.recommendations.labels(result.loaded.retriever.kind).inc()
+    roles = result.roles or [None] * len(result.items)
     return RecommendationsOut(
         user_id=user_id,
-        items=[RecommendationOut(item_id=r.item_id, score=r.score, title=r.title) for r in result.items],
+        items=[
+            RecommendationOut(
+                item_id=r.item_id,
+                score=r.score,
+                title=r.title,
+                role=role.role if role else None,
+                interest=role.interest if role else None,
+            )
+            for r, role in zip(result.items, roles, strict=True)
+        ],
         model=result.loaded.model_name,
         retrieval=result.loaded.retriever.kind,
         history_length=result.history_length,
         exclude_seen=exclude_seen,
+        policy=policy.value if policy else None,
+        explore=explore,
     )
+
+
+@router.get(
+    "/users/{user_id}/recommendations/{item_id}/explanation",
+    response_model=ExplanationOut,
+    dependencies=[CanRead],
+    responses={
+        404: {"model": ErrorOut, "description": "no stored events of the user, or an unknown item"},
+        409: {"model": ErrorOut, "description": "the served run has no interests"},
+    },
+)
+def explanation(
+    services: ServicesDep,
+    user_id: UserId,
+    item_id: ItemId,
+    top: Annotated[int, Query(ge=1, le=100, description="past items to list")] = 10,
+) -> ExplanationOut:
+    """Why the model scores the item as it does for the user: each past item's weight is the drop in
+    the item's score when that one event is left out (occlusion, on the model itself), and each
+    interest's weight the sum over its items."""
+    return ExplanationOut.model_validate(services.models.explain(user_id, item_id, top).to_dict())

@@ -51,33 +51,153 @@ async function loadActivity(user) {
 async function loadRecommendations(user) {
   const k = Math.max(1, Math.min(100, Number($("k").value) || 10));
   const exclude = $("exclude-seen").checked;
-  const recs = await api(`/users/${encodeURIComponent(user)}/recommendations?k=${k}&exclude_seen=${exclude}`);
+  const policy = $("policy").value;
+  const explore = policy ? Number($("explore").value) : 0;
+  const query = `k=${k}&exclude_seen=${exclude}` + (policy ? `&policy=${policy}&explore=${explore}` : "");
+  const recs = await api(`/users/${encodeURIComponent(user)}/recommendations?${query}`);
+  const explored = recs.items.filter((item) => item.role === "explore").length;
   $("recs-note").textContent =
     `${recs.model} model, ${recs.retrieval} retrieval, from ${recs.history_length} stored events` +
-    (recs.history_length ? "" : " (a new user: the most popular items)");
+    (recs.history_length ? "" : " (a new user: the most popular items)") +
+    (recs.policy ? `; ${recs.policy} at explore ${recs.explore.toFixed(1)}: ${explored} to explore` : "");
   const list = $("recs");
   list.replaceChildren();
   for (const item of recs.items) {
     const li = document.createElement("li");
     li.dataset.itemId = item.item_id;
+    if (item.role) li.dataset.role = item.role;
+    li.classList.toggle("explore", item.role === "explore");
     const line = document.createElement("div");
     line.className = "rec-line";
     const title = document.createElement("span");
     title.className = "title";
     title.textContent = item.title || item.item_id;
+    if (item.role) {
+      const badge = document.createElement("span");
+      badge.className = `badge ${item.role}`;
+      badge.textContent = item.interest ? `${item.role} · ${item.interest}` : item.role;
+      title.append(" ", badge);
+    }
     const meta = document.createElement("span");
     meta.className = "score";
     meta.textContent = `${item.item_id} · ${item.score.toFixed(2)}`;
+    const why = document.createElement("button");
+    why.className = "small why";
+    why.type = "button";
+    why.textContent = "why?";
+    why.title = "which past items and interests drove this recommendation";
+    why.addEventListener("click", () => toggleExplanation(user, item, li));
     const viewed = document.createElement("button");
     viewed.className = "small record";
     viewed.type = "button";
     viewed.textContent = "record a view";
     viewed.title = "store a view event for this user and item now";
     viewed.addEventListener("click", () => recordView(user, item));
-    line.append(title, meta, viewed);
+    const buttons = document.createElement("span");
+    buttons.className = "buttons";
+    buttons.append(why, viewed);
+    line.append(title, meta, buttons);
     li.append(line);
     list.append(li);
   }
+}
+
+async function toggleExplanation(user, item, li) {
+  const open = li.querySelector(".explanation");
+  if (open) {
+    open.remove();
+    return;
+  }
+  const box = document.createElement("div");
+  box.className = "explanation";
+  box.textContent = "Working out why…";
+  li.append(box);
+  try {
+    const path = `/users/${encodeURIComponent(user)}/recommendations/${encodeURIComponent(item.item_id)}/explanation?top=3`;
+    const why = await api(path);
+    box.replaceChildren();
+    const head = document.createElement("p");
+    head.className = "muted";
+    head.textContent = `Rank ${why.rank}; weights are how much the score drops without each past event (of ${why.n_history}).`;
+    const past = document.createElement("ul");
+    for (const c of why.items) {
+      const entry = document.createElement("li");
+      const weight = document.createElement("span");
+      weight.className = c.weight >= 0 ? "weight up" : "weight down";
+      weight.textContent = (c.weight >= 0 ? "+" : "") + c.weight.toFixed(2);
+      entry.append(weight, ` ${c.title || c.item_id}`);
+      if (c.interests.length) {
+        const tags = document.createElement("span");
+        tags.className = "muted";
+        tags.textContent = ` (${c.interests.join(", ")})`;
+        entry.append(tags);
+      }
+      past.append(entry);
+    }
+    const interests = document.createElement("p");
+    interests.className = "interests";
+    interests.textContent = "Interests: " +
+      (why.interests.slice(0, 3).map((w) => `${w.interest} ${w.weight >= 0 ? "+" : ""}${w.weight.toFixed(2)}`).join(", ") || "none");
+    box.append(head, past, interests);
+  } catch (error) {
+    box.textContent = `No explanation: ${error.message}`;
+    box.classList.add("error");
+  }
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(name, attributes, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Two bars per interest (long term over short term), on one scale, with emerging/fading marked.
+function profileChart(profile) {
+  const long = new Map(profile.long_term.map((w) => [w.interest, w.weight]));
+  const short = new Map(profile.short_term.map((w) => [w.interest, w.weight]));
+  const emerging = new Set(profile.emerging.map((s) => s.interest));
+  const fading = new Set(profile.fading.map((s) => s.interest));
+  const names = [...new Set([...long.keys(), ...short.keys()])];
+  const top = Math.max(...long.values(), ...short.values(), 0.01);
+  const label = 150, bars = 420, row = 34, width = label + bars + 150;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${names.length * row + 4}`, role: "img", class: "chart" });
+  chart.append(svg("title", {}, `Interests of user ${profile.user_id}: long and short term shares`));
+  names.forEach((name, n) => {
+    const y = n * row + 4;
+    const group = svg("g", { class: "interest", "data-interest": name });
+    group.append(svg("text", { x: label - 8, y: y + 17, "text-anchor": "end", class: "name" }, name));
+    for (const [kind, share, dy] of [["long", long.get(name) || 0, 2], ["short", short.get(name) || 0, 15]]) {
+      const w = Math.max(1, (share / top) * bars);
+      const bar = svg("rect", { x: label, y: y + dy, width: w, height: 11, rx: 2, class: `bar ${kind}` });
+      bar.append(svg("title", {}, `${name}, ${kind} term: ${(share * 100).toFixed(1)}%`));
+      group.append(bar, svg("text", { x: label + w + 5, y: y + dy + 10, class: "value" }, `${(share * 100).toFixed(0)}%`));
+    }
+    const shift = emerging.has(name) ? "emerging" : fading.has(name) ? "fading" : "";
+    if (shift) {
+      group.classList.add(shift);
+      group.append(svg("text", { x: label + bars + 50, y: y + 17, class: `shift ${shift}` }, shift === "emerging" ? "▲ emerging" : "▼ fading"));
+    }
+    chart.append(group);
+  });
+  return chart;
+}
+
+async function loadProfile(user) {
+  const chart = $("profile-chart");
+  try {
+    const profile = await api(`/users/${encodeURIComponent(user)}/profile`);
+    chart.replaceChildren(profile.long_term.length ? profileChart(profile) : "");
+    $("profile-window").textContent = profile.short_term_window;
+    $("profile-summary").textContent = profile.summary;
+    $("profile-summary").classList.remove("error");
+  } catch (error) {
+    chart.replaceChildren();  // no interests is a state of the user or the run, not a page error
+    $("profile-summary").textContent = `No interest profile: ${error.message}`;
+  }
+  $("profile").hidden = false;
 }
 
 async function recordView(user, item) {
@@ -98,8 +218,20 @@ async function showUser(user) {
   location.hash = `user=${encodeURIComponent(user)}`;
   setStatus(`Loading user ${user}…`);
   try {
-    await Promise.all([loadActivity(user), loadRecommendations(user)]);
+    await Promise.all([loadActivity(user), loadRecommendations(user), loadProfile(user)]);
     $("user-view").hidden = false;
+    setStatus(`User ${user}`);
+  } catch (error) {
+    setStatus(error.message, true);
+  }
+}
+
+async function refreshRecommendations() {
+  if (!state.user) return;
+  const user = state.user;
+  setStatus(`Loading recommendations for ${user}…`);
+  try {
+    await loadRecommendations(user);
     setStatus(`User ${user}`);
   } catch (error) {
     setStatus(error.message, true);
@@ -153,6 +285,15 @@ async function start() {
     else setStatus("Type a user ID first.", true);
   });
   $("user-id").addEventListener("input", suggestUsers);
+  $("explore-form").addEventListener("submit", (event) => event.preventDefault());
+  $("policy").addEventListener("change", () => {
+    $("explore").disabled = !$("policy").value;
+    refreshRecommendations();
+  });
+  $("explore").addEventListener("input", () => {
+    $("explore-value").textContent = Number($("explore").value).toFixed(1);
+  });
+  $("explore").addEventListener("change", refreshRecommendations);
   suggestUsers();
   const match = location.hash.match(/^#user=(.+)$/);
   if (match) {

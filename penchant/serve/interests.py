@@ -1,0 +1,114 @@
+"""The per-run objects behind profiles, explanations and exploration, built once when a run loads.
+
+Interests come from the catalogue's item categories. A catalogue without categories gets no
+interests in the service (``penchant profile`` can cluster item text into topics instead, but that
+loads a text encoder, which the service does not do at start-up): the three capabilities then answer
+409 with the reason, and recommendations without a policy are unaffected.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from penchant.data.dataset import History
+from penchant.evaluate.beyond import category_taxonomy
+from penchant.evaluate.runs import Run
+from penchant.explain import Explanation, explain
+from penchant.explore import (
+    EXPLOIT,
+    EXPLORE,
+    Bandit,
+    Calibrated,
+    Candidates,
+    Diversity,
+    InterestTransitions,
+    NovelInterest,
+    Policy,
+    UserContext,
+    item_vectors_for,
+)
+from penchant.interests import Profile, Taxonomy, build_profile
+
+DEFAULT_CANDIDATES = 200  # the model's top candidates a policy re-ranks (as penchant recommend does)
+
+
+class PolicyName(StrEnum):
+    diversity = "diversity"
+    calibrated = "calibrated"
+    novel_interest = "novel-interest"
+    bandit = "bandit"
+
+
+@dataclass(frozen=True)
+class ExploredItem:
+    item: int  # internal index
+    score: float
+    role: str  # exploit or explore
+    interest: str | None
+
+
+@dataclass
+class RunInterests:
+    """A run's taxonomy and exploration policies, learned from every history the model knows."""
+
+    taxonomy: Taxonomy
+    policies: dict[PolicyName, Policy]
+    # The bandit keeps per-user posteriors and a random generator: one slate at a time.
+    _bandit_lock: threading.Lock
+
+    @classmethod
+    def build(cls, run: Run) -> RunInterests | None:
+        """None when the catalogue has no categories to take interests from."""
+        taxonomy = category_taxonomy(run.dataset)
+        if taxonomy is None:
+            return None
+        model = run.model
+        histories = list(model.histories.values())
+        vectors = item_vectors_for(model, histories)
+        transitions = InterestTransitions.fit(histories, taxonomy.membership)
+        policies: dict[PolicyName, Policy] = {
+            PolicyName.diversity: Diversity(taxonomy, vectors),
+            PolicyName.calibrated: Calibrated(taxonomy),
+            PolicyName.novel_interest: NovelInterest(taxonomy, transitions, vectors),
+            PolicyName.bandit: Bandit(taxonomy),
+        }
+        return cls(taxonomy, policies, threading.Lock())
+
+    def profile(self, user_id: str, history: History) -> Profile:
+        return build_profile(user_id, history, self.taxonomy)
+
+    def explain(self, run: Run, user_id: str, item_id: str, history: History, top: int) -> Explanation:
+        return explain(run.model, self.taxonomy, item_id, user_id=user_id, history=history, top=top)
+
+    def rerank(
+        self,
+        policy: PolicyName,
+        user_id: str,
+        history: History,
+        candidates: list[tuple[int, float]],
+        k: int,
+        explore: float,
+    ) -> list[ExploredItem]:
+        """Re-rank the retriever's candidates (best first) into a slate of ``k``."""
+        if not candidates:
+            return []
+        pool = Candidates(
+            np.array([i for i, _ in candidates], dtype=np.int64),
+            np.array([s for _, s in candidates], dtype=np.float64),
+        )
+        chosen = self.policies[policy]
+        context = UserContext(history, user_id)
+        if policy is PolicyName.bandit:
+            with self._bandit_lock:
+                slate = chosen.rerank(context, pool, k, explore)
+        else:
+            slate = chosen.rerank(context, pool, k, explore)
+        names = self.taxonomy.names
+        return [
+            ExploredItem(int(i), float(s), EXPLORE if e else EXPLOIT, names[j] if j >= 0 else None)
+            for i, s, e, j in zip(slate.items, slate.scores, slate.explores, slate.interests, strict=True)
+        ]

@@ -1,0 +1,196 @@
+"""Profiles, explanations and the explore knob over HTTP, on SQLite and PostgreSQL: each answers from
+the user's current stored history, and matches the library called directly on the same history."""
+
+import pytest
+
+from penchant.data.dataset import History
+from penchant.evaluate.runs import load_run
+from penchant.explain import explain
+from penchant.interests import Taxonomy, build_profile
+from penchant.serve.db import Database
+from penchant.serve.keys import Scope, create_key
+
+POLICIES = ("diversity", "calibrated", "novel-interest", "bandit")
+
+
+@pytest.fixture(scope="module")
+def library(transformer_run):
+    """The run and its taxonomy, loaded as the CLI does: the oracle for the service's answers."""
+    run = load_run(transformer_run)
+    return run, Taxonomy.from_categories(run.dataset)
+
+
+def close(got, expected, tol=1e-4) -> bool:
+    """Equal JSON, numbers within ``tol`` (the service scores with its own torch thread settings)."""
+    if isinstance(expected, dict):
+        return (
+            isinstance(got, dict)
+            and got.keys() == expected.keys()
+            and all(close(got[k], expected[k], tol) for k in expected)
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(got, list)
+            and len(got) == len(expected)
+            and all(close(g, e, tol) for g, e in zip(got, expected, strict=True))
+        )
+    if isinstance(expected, float) and not isinstance(got, str):
+        return got == pytest.approx(expected, abs=tol)
+    return got == expected
+
+
+def comedy_burst(user: str, start: float, n: int = 20) -> list[dict]:
+    """``n`` views of cycle items 5-8 (comedies only) from ``start`` on."""
+    return [{"user_id": user, "item_id": f"m0{5 + i % 4}", "timestamp": start + 10 * i} for i in range(n)]
+
+
+def test_profile_is_the_librarys_and_counts_an_event_just_posted(serve, transformer_run, library, genres):
+    client = serve(transformer_run)
+    run, taxonomy = library
+    expected = build_profile("u001", run.model.history_of("u001"), taxonomy).to_dict()
+    got = client.get("/users/u001/profile")
+    assert got.status_code == 200
+    assert close(got.json(), expected)
+    assert set(got.json()) >= {"user_id", "long_term", "short_term", "emerging", "fading", "summary"}
+    assert got.json()["emerging"] == []  # a walk round the cycle visits every genre evenly
+
+    # Right after the user's own history, comedies only: Comedy emerges at once, the rest fade.
+    assert client.post("/events", json=comedy_burst("u001", 1_600_003_600 + 3000)).status_code == 200
+    profile = client.get("/users/u001/profile").json()
+    assert [s["interest"] for s in profile["emerging"]] == ["Comedy"]
+    assert sorted(s["interest"] for s in profile["fading"]) == sorted(g for g in genres if g != "Comedy")
+    assert profile["short_term"] == [{"interest": "Comedy", "weight": 1.0}]
+    assert profile["n_events"] == len(run.model.history_of("u001")) + 20
+
+
+def test_explanation_is_the_librarys_on_the_current_history(serve, transformer_run, library, genres):
+    client = serve(transformer_run)
+    run, taxonomy = library
+    top_item = client.get("/users/u002/recommendations?k=1").json()["items"][0]["item_id"]
+    got = client.get(f"/users/u002/recommendations/{top_item}/explanation?top=3")
+    assert got.status_code == 200
+    expected = explain(run.model, taxonomy, top_item, user_id="u002", top=3).to_dict()
+    assert close(got.json(), expected)
+    assert got.json()["rank"] == 1 and len(got.json()["items"]) == 3
+    assert {w["interest"] for w in got.json()["interests"]} <= set(genres)
+
+    # A new event is weighed too: it is the last position of the history explained.
+    history = run.model.history_of("u002")
+    last = run.model.item_map.ids[history.items[-1]]
+    nxt = f"m{(int(last[1:]) + 1) % 20:02d}"
+    client.post("/events", json={"user_id": "u002", "item_id": nxt, "timestamp": history.times[-1] + 60})
+    after = client.get(f"/users/u002/recommendations/{top_item}/explanation?top=50").json()
+    assert after["n_history"] == len(history) + 1
+    assert len(history) in {c["position"] for c in after["items"]}
+
+
+def test_explanation_weighs_only_the_most_recent_events(serve, transformer_run, library):
+    client = serve(transformer_run, explain_events=5)
+    run, taxonomy = library
+    history = run.model.history_of("u003")
+    recent = History(history.items[-5:], history.times[-5:])
+    got = client.get("/users/u003/recommendations/m00/explanation?top=10").json()
+    assert close(got, explain(run.model, taxonomy, "m00", user_id="u003", history=recent, top=10).to_dict())
+    assert got["n_history"] == 5
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_explore_knob_marks_roles_and_interests(serve, transformer_run, policy, genres):
+    client = serve(transformer_run)
+    plain = client.get("/users/u004/recommendations?k=5").json()
+    assert plain["policy"] is None and plain["explore"] == 0.0
+    assert all(i["role"] is None and i["interest"] is None for i in plain["items"])
+
+    # explore=0 is the model's own ranking exactly, every item exploited.
+    zero = client.get(f"/users/u004/recommendations?k=5&policy={policy}&explore=0").json()
+    assert [i["item_id"] for i in zero["items"]] == [i["item_id"] for i in plain["items"]]
+    assert {i["role"] for i in zero["items"]} == {"exploit"} and zero["policy"] == policy
+    assert all(i["interest"] in genres for i in zero["items"])
+
+    full = client.get(f"/users/u004/recommendations?k=5&policy={policy}&explore=1").json()
+    assert full["explore"] == 1.0 and len(full["items"]) == 5
+    for item in full["items"]:
+        assert item["role"] in ("exploit", "explore") and item["interest"] in genres
+        # "exploit" means exactly: among the model's own top 5.
+        assert (item["role"] == "exploit") == (item["item_id"] in {i["item_id"] for i in plain["items"]})
+
+
+def test_calibrated_exploration_follows_a_just_posted_burst(serve, transformer_run):
+    client = serve(transformer_run)
+    before = client.get("/users/u005/recommendations?k=10&policy=calibrated&explore=1").json()
+    client.post("/events", json=comedy_burst("u005", 1_600_018_000 + 3000, n=40))
+    after = client.get("/users/u005/recommendations?k=10&policy=calibrated&explore=1").json()
+    assert after["history_length"] == before["history_length"] + 40
+    comedies = [i for i in after["items"] if i["interest"] == "Comedy"]
+    assert len(comedies) > sum(i["interest"] == "Comedy" for i in before["items"])
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("explore=1.5&policy=diversity", "explore"),
+        ("explore=-0.1&policy=diversity", "explore"),
+        ("explore=nan&policy=diversity", "explore"),
+        ("explore=lots&policy=diversity", "explore"),
+        ("policy=random", "policy"),
+        ("explore=0.5", "policy"),  # a knob without a policy to turn
+    ],
+)
+def test_bad_explore_parameters_name_the_field(serve, transformer_run, query, field):
+    client = serve(transformer_run)
+    answer = client.get(f"/users/u000/recommendations?{query}")
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith(f"{field}: ")
+    assert "\n" not in answer.json()["detail"]
+
+
+def test_unknown_users_and_items_are_404_in_words(serve, transformer_run):
+    client = serve(transformer_run)
+    for path in ("/users/nobody/profile", "/users/nobody/recommendations/m01/explanation"):
+        answer = client.get(path)
+        assert answer.status_code == 404 and answer.json()["detail"].startswith("user_id: "), path
+    unknown_item = client.get("/users/u000/recommendations/nothing/explanation")
+    assert unknown_item.status_code == 404 and unknown_item.json()["detail"].startswith("item_id: ")
+    too_few = client.get("/users/u000/recommendations/m01/explanation?top=0")
+    assert too_few.status_code == 422 and too_few.json()["detail"].startswith("top: ")
+    # A user whose only events are of items the model cannot know has no profile yet either.
+    client.post("/items", json={"item_id": "new-1", "title": "New"})
+    client.post("/events", json={"user_id": "fresh", "item_id": "new-1", "timestamp": 1.7e9})
+    assert client.get("/users/fresh/profile").status_code == 404
+    # ... but recommendations with a policy still work for a new user (popular items, re-ranked).
+    fresh = client.get("/users/fresh/recommendations?k=3&policy=diversity&explore=0.5")
+    assert fresh.status_code == 200 and len(fresh.json()["items"]) == 3
+
+
+def test_a_run_without_categories_says_so(serve, ease_run):
+    client = serve(ease_run)
+    for path in (
+        "/users/u000/profile",
+        "/users/u000/recommendations/m01/explanation",
+        "/users/u000/recommendations?policy=calibrated",
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 409 and "no item categories" in answer.json()["detail"], path
+    assert client.get("/users/u000/recommendations").status_code == 200
+
+
+def test_reads_need_a_read_key(serve, transformer_run, db_url):
+    client = serve(transformer_run, open_access=False)
+    db = Database(db_url)
+    read = create_key(db, Scope.read)
+    db.close()
+    for path in (
+        "/users/u000/profile",
+        "/users/u000/recommendations/m01/explanation",
+        "/users/u000/recommendations?policy=bandit&explore=0.5",
+    ):
+        assert client.get(path).status_code == 401, path
+        assert client.get(path, headers={"X-API-Key": read}).status_code == 200, path
+
+
+def test_new_endpoints_are_in_the_openapi_schema(serve, transformer_run):
+    schema = serve(transformer_run).get("/openapi.json").json()
+    assert "/users/{user_id}/profile" in schema["paths"]
+    assert "/users/{user_id}/recommendations/{item_id}/explanation" in schema["paths"]
+    params = {p["name"] for p in schema["paths"]["/users/{user_id}/recommendations"]["get"]["parameters"]}
+    assert {"explore", "policy"} <= params
