@@ -129,9 +129,12 @@ def main() -> None:
         "benchmark": "serve_load",
         "protocol": "HTTP/1.1 keep-alive over loopback, one connection per client thread; uvicorn (h11), one "
         "process; SQLite event store (WAL, synchronous=FULL); API key checked on every request; k=10, "
-        "already-seen items not excluded, exact retrieval over the full catalogue",
+        "already-seen items not excluded, exact retrieval over the full catalogue; per-user online state "
+        "(the catalogue's scores for the user's stored history) computed when an event is written and "
+        "checked against the user's event count and newest event id on every read",
         "model": f"transformer run {run_dir} (ml-100k, 1682 items, 943 users)",
-        "server_threads": "torch 1 intra-op thread per request; anyio worker threads for sync routes",
+        "server_threads": "torch 1 intra-op thread per request; a recommendation for a user whose state is "
+        "cached is answered on the event loop, anything else (writes, cache misses) in anyio worker threads",
         "conditions_before": before,
         "conditions_after": after,
         "results": results,

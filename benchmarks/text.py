@@ -242,8 +242,10 @@ def main() -> None:
             if args.id_dropout is not None:
                 command += f" --id-dropout {args.id_dropout:g}"
             path = args.out / f"text.{part}.json"
-            with open(args.out / ".text.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # parts appended by processes running side by side
+            # Parts appended by processes running side by side: lock the results folder meanwhile.
+            folder = os.open(args.out, os.O_RDONLY)
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            try:
                 if args.append and path.exists():
                     saved = json.loads(path.read_text())
                     saved["results"] += result["results"]
@@ -252,6 +254,8 @@ def main() -> None:
                 else:
                     result["command"] = command
                 path.write_text(json.dumps(result, indent=2))
+            finally:
+                os.close(folder)
     parts = {
         p: json.loads((args.out / f"text.{p}.json").read_text())
         for p in ("default", "cold-start")

@@ -83,7 +83,8 @@ def evaluate(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     if getattr(args, "protocol", None) and args.protocol != run.protocol.name:
         raise InputError(
-            f"{args.run}: the run was trained under the '{run.protocol.name}' protocol, not '{args.protocol}'; "
+            f"{args.run}: the run was trained under the '{run.protocol.name}' protocol, "
+            f"not '{args.protocol}'; "
             f"train it with --protocol {args.protocol}"
         )
     policy = None

@@ -53,10 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--categories-col", help="items column holding categories ('a|b' or a list)")
     train.add_argument("--description-col", help="items column holding a description")
     train.add_argument("--text-col", help="events column holding text (a review, a query)")
-    train.add_argument("--text-encoder", help="minilm (English, default), multilingual (e5, Chinese and ~100 more) "
-                       "or a sentence-transformers model directory; item text is used (fused with IDs) when items have it")
+    train.add_argument("--text-encoder", help="minilm (English, default), multilingual (e5: Chinese and ~100 "
+                       "more) or a sentence-transformers model directory; item text is fused with IDs "
+                       "when items have it")
     train.add_argument("--model", default="transformer", help="transformer (default), ease or popularity")
-    train.add_argument("--protocol", default="leave-one-out", help="leave-one-out (default), temporal or cold-start")
+    train.add_argument("--protocol", default="leave-one-out",
+                       help="leave-one-out (default), temporal or cold-start")
     train.add_argument("--config", help="JSON object of model settings, e.g. '{\"max_epochs\": 20}'")
     train.add_argument("--out", type=Path, required=True, help="run directory to write")
 

@@ -24,8 +24,14 @@ HNSW_EF_CONSTRUCTION = 200  # build-time search breadth: recall vs build time
 class Retriever(Protocol):
     kind: str
 
-    def top_k(self, history: History, k: int, exclude_seen: bool) -> list[tuple[int, float]]:
-        """(item index, score) pairs, best first, at most ``k``."""
+    def user_state(self, history: History) -> np.ndarray:
+        """What :meth:`top_k` computes from the history with the model: worth caching per user."""
+
+    def top_k(
+        self, history: History, k: int, exclude_seen: bool, state: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """(item index, score) pairs, best first, at most ``k``; ``state`` is the history's
+        :meth:`user_state` when the caller already has it."""
 
 
 class ExactRetriever:
@@ -37,13 +43,19 @@ class ExactRetriever:
         self.model = model
         self._popular = np.log1p(model.popularity).astype(np.float64)[None, :]  # (1, I)
 
-    def top_k(self, history: History, k: int, exclude_seen: bool) -> list[tuple[int, float]]:
+    def user_state(self, history: History) -> np.ndarray:
+        """The history's scores over the whole catalogue, (1, I), as the model gives them (float32
+        for most: half the memory of the float64 they are ranked in)."""
         if len(history) == 0:
-            scores = self._popular.copy()
-        else:
-            scores = self.model.score([history]).astype(np.float64, copy=True)  # (1, I)
-            if exclude_seen:
-                scores[0, history.items] = -np.inf
+            return self._popular
+        return self.model.score([history])  # (1, I)
+
+    def top_k(
+        self, history: History, k: int, exclude_seen: bool, state: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        scores = (self.user_state(history) if state is None else state).astype(np.float64)  # a copy
+        if exclude_seen and len(history) > 0:
+            scores[0, history.items] = -np.inf
         top = topk_indices(scores, min(k, scores.shape[1]))[0]
         return [(int(i), float(scores[0, i])) for i in top if i != PAD]
 
@@ -74,11 +86,19 @@ class AnnRetriever:
         self.repeat = model.repeat_bias()
         self._exact = ExactRetriever(model)
 
-    def top_k(self, history: History, k: int, exclude_seen: bool) -> list[tuple[int, float]]:
+    def user_state(self, history: History) -> np.ndarray:
+        """The history's query vector, (1, D) float32; the popularity scores for an empty history."""
         if len(history) == 0:
-            return self._exact.top_k(history, k, exclude_seen)
+            return self._exact.user_state(history)
+        return np.ascontiguousarray(self.model.user_vectors([history]), dtype=np.float32)  # (1, D)
+
+    def top_k(
+        self, history: History, k: int, exclude_seen: bool, state: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        if len(history) == 0:
+            return self._exact.top_k(history, k, exclude_seen, state)
         n = len(self.vectors)
-        query = np.ascontiguousarray(self.model.user_vectors([history]), dtype=np.float32)  # (1, D)
+        query = self.user_state(history) if state is None else state  # (1, D)
         seen = np.unique(history.items)
         wanted = min(n, 2 * k + (len(seen) if exclude_seen else 0))
         params = self._faiss.SearchParametersHNSW(efSearch=max(self.ef_search, wanted))

@@ -1,6 +1,12 @@
 """Online state: the loaded run, swapped whole when a newer one is loaded, and per-user histories
 read from the event store at request time.
 
+Each user's model state (what the retriever computes from their history: the catalogue's scores, or
+the query vector for ANN retrieval) is cached per loaded run, keyed by the user's history version in
+the store (event count and newest event id). Writing an event computes it, after the event is
+committed; a read checks the version with one indexed query and recomputes on a mismatch, so every
+process sharing the database sees the events any of them stored, and a read is never stale.
+
 A request takes :attr:`ModelHolder.current` once and uses that snapshot throughout, so a reload
 (``POST /admin/reload`` or SIGHUP) replaces the model between requests without failing any: the new
 run is loaded beside the old one and the reference swapped in one assignment.
@@ -12,10 +18,13 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
 from penchant.data.dataset import History
 from penchant.evaluate.runs import Run, load_run
@@ -30,6 +39,46 @@ from penchant.serve.store import EventStore
 log = logging.getLogger("penchant.serve")
 
 
+USER_STATES = 100_000  # at most this many users' model states in one process (LRU) ...
+USER_STATE_BYTES = 256 * 2**20  # ... and at most about this much memory: I float32 scores per user
+REFRESH_USERS = 32  # users of one write whose state is computed before the response; others on read
+
+
+@dataclass(frozen=True)
+class UserState:
+    version: tuple[int, int]  # EventStore.history_version when the history was read
+    history: History
+    state: np.ndarray  # Retriever.user_state(history)
+
+
+class UserStates:
+    """A bounded LRU of :class:`UserState` by user ID, safe across request threads."""
+
+    def __init__(self, capacity: int = 4096):
+        self.capacity = capacity
+        self._states: OrderedDict[str, UserState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, user_id: str, version: tuple[int, int]) -> UserState | None:
+        with self._lock:
+            cached = self._states.get(user_id)
+            if cached is None or cached.version != version:
+                return None
+            self._states.move_to_end(user_id)
+            return cached
+
+    def put(self, user_id: str, state: UserState) -> None:
+        with self._lock:
+            self._states[user_id] = state
+            self._states.move_to_end(user_id)
+            while len(self._states) > self.capacity:
+                self._states.popitem(last=False)
+
+    def discard(self, user_id: str) -> None:
+        with self._lock:
+            self._states.pop(user_id, None)
+
+
 @dataclass(frozen=True)
 class LoadedRun:
     run: Run
@@ -37,10 +86,16 @@ class LoadedRun:
     retriever: Retriever
     loaded_at: float
     interests: RunInterests | None  # None: the catalogue has no categories (see serve.interests)
+    users: UserStates = field(default_factory=UserStates, compare=False)  # this model's states only
 
     @property
     def model_name(self) -> str:
         return self.run.model.name
+
+
+def user_state_capacity(n_items: int) -> int:
+    """How many users' states fit the memory budget (sized for exact retrieval's score rows)."""
+    return max(64, min(USER_STATES, USER_STATE_BYTES // (4 * max(n_items, 1))))
 
 
 @dataclass(frozen=True)
@@ -83,7 +138,8 @@ class ModelHolder:
             log.warning(
                 "%s: the catalogue has no item categories; no profiles, explanations or explore", run_dir
             )
-        return LoadedRun(run, run_key, retriever, time.time(), interests)
+        users = UserStates(user_state_capacity(run.model.n_items))
+        return LoadedRun(run, run_key, retriever, time.time(), interests, users)
 
     def reload(self) -> LoadedRun:
         """Load the run directory again (a newer run written there) and swap it in; requests already
@@ -106,6 +162,30 @@ class ModelHolder:
         known = idx >= 0  # items added after training are stored, but this model cannot score them
         return History(idx[known], np.asarray(times, dtype=np.float64)[known])
 
+    def user_state(self, user_id: str, loaded: LoadedRun) -> UserState:
+        """The user's history and model state, from the cache when the store has nothing newer."""
+        version = self.store.history_version(user_id)
+        cached = loaded.users.get(user_id, version)
+        if cached is not None:
+            return cached
+        # The version is read before the history: an event committed in between makes the entry look
+        # older than it is (one needless recompute), never newer (a stale read).
+        history = self.history(user_id, loaded)
+        fresh = UserState(version, history, loaded.retriever.user_state(history))
+        loaded.users.put(user_id, fresh)
+        return fresh
+
+    def refresh(self, user_ids: Iterable[str]) -> None:
+        """Compute the state of users who just got events, so that their next read is cheap; past
+        :data:`REFRESH_USERS` per call the remaining users are left to their next read."""
+        loaded = self.current
+        for user_id in list(dict.fromkeys(user_ids))[:REFRESH_USERS]:
+            self.user_state(user_id, loaded)
+
+    def forget(self, user_id: str) -> None:
+        """Drop an erased user's cached state (the version check would reject it anyway)."""
+        self.current.users.discard(user_id)
+
     def recommend(
         self,
         user_id: str,
@@ -116,14 +196,49 @@ class ModelHolder:
     ) -> UserRecommendations:
         """The model's top k, or with a policy its top candidates re-ranked at ``explore``."""
         loaded = self.current
-        history = self.history(user_id, loaded)
+        return self._recommend(
+            loaded, self.user_state(user_id, loaded), user_id, k, exclude_seen, policy, explore
+        )
+
+    async def recommend_async(
+        self,
+        user_id: str,
+        k: int,
+        exclude_seen: bool,
+        policy: PolicyName | None = None,
+        explore: float = 0.0,
+    ) -> UserRecommendations:
+        """:meth:`recommend`, answered on the event loop when that is cheap: a SQLite store (the
+        version check is an in-process index lookup of tens of microseconds), the user's state cached
+        and no policy. Otherwise (a forward pass, a history read, a re-ranking, a database over the
+        network) it runs in a worker thread, and the loop goes on serving."""
+        if policy is None and self.store.db.dialect == "sqlite":
+            loaded = self.current
+            cached = loaded.users.get(user_id, self.store.history_version(user_id))
+            if cached is not None:
+                return self._recommend(loaded, cached, user_id, k, exclude_seen)
+        return await run_in_threadpool(self.recommend, user_id, k, exclude_seen, policy, explore)
+
+    def _recommend(
+        self,
+        loaded: LoadedRun,
+        cached: UserState,
+        user_id: str,
+        k: int,
+        exclude_seen: bool,
+        policy: PolicyName | None = None,
+        explore: float = 0.0,
+    ) -> UserRecommendations:
+        history = cached.history
         model = loaded.run.model
         titles = model.titles
         roles = None
         if policy is None:
-            top = loaded.retriever.top_k(history, k, exclude_seen)
+            top = loaded.retriever.top_k(history, k, exclude_seen, cached.state)
         else:
-            candidates = loaded.retriever.top_k(history, max(DEFAULT_CANDIDATES, k), exclude_seen)
+            candidates = loaded.retriever.top_k(
+                history, max(DEFAULT_CANDIDATES, k), exclude_seen, cached.state
+            )
             roles = _interests(loaded).rerank(policy, user_id, history, candidates, k, explore)
             top = [(r.item, r.score) for r in roles]
         items = [

@@ -133,6 +133,13 @@ class EventStore:
         )
         return [(r[0], int(r[1])) for r in rows]
 
+    def history_version(self, user_id: str) -> tuple[int, int]:
+        """(count, newest id) of the user's stored events: changes whenever an event is added or the
+        user erased (ids are never reused), so a cached per-user state can be checked against it.
+        One index-only lookup on ``events_user_time``."""
+        count, newest = self.db.fetchone("SELECT COUNT(*), MAX(id) FROM events WHERE user_id = ?", (user_id,))
+        return int(count), int(newest or 0)
+
     def erase_user(self, user_id: str) -> int:
         """Delete the user's events and remember the erasure, so that importing an older run's data
         never brings them back; returns how many events were deleted."""

@@ -5,9 +5,13 @@ import shutil
 import threading
 import time
 
+import numpy as np
+
+from penchant.data.dataset import History
 from penchant.data.split import Protocol
-from penchant.evaluate.runs import train_run
+from penchant.evaluate.runs import load_run, train_run
 from penchant.models import Popularity
+from penchant.serve.schemas import RecommendationsOut
 
 NOW = 1_700_000_000.0
 
@@ -35,6 +39,60 @@ def test_a_new_event_changes_the_next_recommendation_at_once(serve, transformer_
         "/events", json={"user_id": "u000", "item_id": following, "timestamp": last["timestamp"] + 60}
     )
     assert top1(client, "u000") == f"m{(int(following[1:]) + 1) % 20:02d}"
+
+
+def served(client, user, k, exclude_seen=False):
+    response = client.get(f"/users/{user}/recommendations", params={"k": k, "exclude_seen": exclude_seen})
+    assert response.status_code == 200, response.text
+    return [(r["item_id"], r["score"]) for r in response.json()["items"]]
+
+
+def reference(model, client, user, k, exclude_seen=False):
+    """The oracle: the model itself on the user's whole stored history, read back through the API."""
+    events = client.get(f"/users/{user}/events", params={"limit": 1000}).json()["events"]
+    history = History(
+        model.item_map.indices([e["item_id"] for e in events]),
+        np.array([e["timestamp"] for e in events], dtype=np.float64),
+    )
+    return [(r.item_id, r.score) for r in model.recommend(history=history, k=k, exclude_seen=exclude_seen)]
+
+
+def assert_same(got, want):
+    # Same items in the same order; scores to float32 rounding (the service scores in a worker
+    # thread, whose BLAS thread count, and so summation order, may differ from the test's).
+    assert [item for item, _ in got] == [item for item, _ in want]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-6)
+
+
+def test_the_cached_online_state_equals_the_model_on_the_stored_history(serve, transformer_run, db_url):
+    # Two services on one database stand for two processes: each caches users' states, and each must
+    # notice the events the other stored.
+    model = load_run(transformer_run).model
+    first, second = serve(transformer_run), serve(transformer_run, db_url=db_url)
+    posts = [  # (service, item, minutes): one event out of time order, one batch, one duplicate
+        (first, "m03", 0), (first, "m04", 1), (second, "m05", 2), (first, "m11", -5),
+        (second, ["m06", "m07"], 3), (first, "m07", 4), (second, "m07", 4),
+    ]  # fmt: skip
+    for client, items, minutes in posts:
+        batch = [
+            {"user_id": "cached", "item_id": item, "timestamp": NOW + 60 * (minutes + j)}
+            for j, item in enumerate([items] if isinstance(items, str) else items)
+        ]
+        assert client.post("/events", json=batch if len(batch) > 1 else batch[0]).status_code == 200
+        for reader in (first, second):
+            for exclude_seen in (False, True):
+                assert_same(
+                    served(reader, "cached", 5, exclude_seen),
+                    reference(model, reader, "cached", 5, exclude_seen),
+                )
+    # The reads above were answered from the state the writes computed, and it is current.
+    services = first.app.state.services
+    version = services.store.history_version("cached")
+    assert services.models.current.users.get("cached", version) is not None
+    RecommendationsOut.model_validate(first.get("/users/cached/recommendations").json())
+    assert first.delete("/users/cached").status_code == 200
+    assert_same(served(second, "cached", 5), reference(model, second, "cached", 5))
+    assert second.get("/users/cached/recommendations").json()["history_length"] == 0
 
 
 def test_exclude_seen_and_new_users(serve, transformer_run):

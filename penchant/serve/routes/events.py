@@ -1,3 +1,5 @@
+import logging
+
 from fastapi import APIRouter, HTTPException
 
 from penchant.serve.deps import CanWrite, ServicesDep
@@ -5,6 +7,7 @@ from penchant.serve.schemas import EventIn, EventsIn, EventsStored
 from penchant.serve.store import Event
 
 router = APIRouter(tags=["events"])
+log = logging.getLogger("penchant.serve")
 
 
 @router.post("/events", response_model=EventsStored, dependencies=[CanWrite])
@@ -19,6 +22,12 @@ def post_events(services: ServicesDep, body: EventsIn) -> EventsStored:
         raise HTTPException(413, f"events: at most {limit} events per request, got {len(events)}")
     stored = services.store.add_events([_event(e) for e in events])
     services.metrics.events_stored.inc(stored)
+    try:
+        # The write pays for the model state, so the next read is cheap. The events are committed
+        # already: a failure here must not turn their 2xx into an error, and the read recomputes.
+        services.models.refresh(e.user_id for e in events)
+    except Exception:
+        log.exception("could not refresh the online state after storing events")
     return EventsStored(received=len(events), stored=stored)
 
 

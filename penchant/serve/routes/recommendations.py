@@ -1,11 +1,12 @@
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
 
 from penchant.serve.deps import CanRead, ServicesDep
 from penchant.serve.interests import PolicyName
 from penchant.serve.routes.params import ItemId, UserId
-from penchant.serve.schemas import ErrorOut, ExplanationOut, RecommendationOut, RecommendationsOut
+from penchant.serve.schemas import ErrorOut, ExplanationOut, RecommendationsOut
 
 router = APIRouter(tags=["recommendations"])
 
@@ -16,7 +17,7 @@ router = APIRouter(tags=["recommendations"])
     dependencies=[CanRead],
     responses={409: {"model": ErrorOut, "description": "a policy, and the served run has no interests"}},
 )
-def recommendations(
+async def recommendations(
     services: ServicesDep,
     user_id: UserId,
     k: Annotated[int, Query(ge=1, description="how many items")] = 10,
@@ -30,35 +31,41 @@ def recommendations(
     policy: Annotated[
         PolicyName | None, Query(description="re-rank the model's top candidates; marks each item's role")
     ] = None,
-) -> RecommendationsOut:
+) -> JSONResponse:
     """The top-k items for the user from everything stored about them, including events recorded a
     moment ago. A user with no events gets the most popular items. With a ``policy``, the model's top
-    candidates are re-ranked at ``explore`` and each item says its role and interest."""
+    candidates are re-ranked at ``explore`` and each item says its role and interest.
+
+    Async: a cached user is answered on the event loop, anything slower in a worker thread."""
     if k > services.settings.max_k:
         raise HTTPException(422, f"k: at most {services.settings.max_k}, got {k}")
     if explore > 0 and policy is None:
         raise HTTPException(422, f"policy: required when explore > 0 ({', '.join(PolicyName)})")
-    result = services.models.recommend(user_id, k, exclude_seen, policy, explore)
+    result = await services.models.recommend_async(user_id, k, exclude_seen, policy, explore)
     services.metrics.recommendations.labels(result.loaded.retriever.kind).inc()
     roles = result.roles or [None] * len(result.items)
-    return RecommendationsOut(
-        user_id=user_id,
-        items=[
-            RecommendationOut(
-                item_id=r.item_id,
-                score=r.score,
-                title=r.title,
-                role=role.role if role else None,
-                interest=role.interest if role else None,
-            )
-            for r, role in zip(result.items, roles, strict=True)
-        ],
-        model=result.loaded.model_name,
-        retrieval=result.loaded.retriever.kind,
-        history_length=result.history_length,
-        exclude_seen=exclude_seen,
-        policy=policy.value if policy else None,
-        explore=explore,
+    # The hot path: a plain dict in the shape of RecommendationsOut (the documented response_model),
+    # sent as is; building and re-validating pydantic models here costs more than the scoring does.
+    return JSONResponse(
+        {
+            "user_id": user_id,
+            "items": [
+                {
+                    "item_id": r.item_id,
+                    "score": r.score,
+                    "title": r.title,
+                    "role": role.role if role else None,
+                    "interest": role.interest if role else None,
+                }
+                for r, role in zip(result.items, roles, strict=True)
+            ],
+            "model": result.loaded.model_name,
+            "retrieval": result.loaded.retriever.kind,
+            "history_length": result.history_length,
+            "exclude_seen": exclude_seen,
+            "policy": policy.value if policy else None,
+            "explore": explore,
+        }
     )
 
 

@@ -60,4 +60,6 @@ def user_events(
 @router.delete("/users/{user_id}", response_model=UserErased, dependencies=[CanWrite])
 def erase_user(services: ServicesDep, user_id: UserId) -> UserErased:
     """Erase the user's stored events and online state. Their next recommendation is a new user's."""
-    return UserErased(user_id=user_id, events_deleted=services.store.erase_user(user_id))
+    deleted = services.store.erase_user(user_id)
+    services.models.forget(user_id)
+    return UserErased(user_id=user_id, events_deleted=deleted)
