@@ -27,9 +27,27 @@ RESULTS = Path(__file__).parent / "results"
 # Reference: RecBole 1.2.1 on the same data and protocol (leave-one-out by time, full ranking,
 # seen items not excluded, CE loss, max length 50), measured on this kind of 2-core machine.
 PEERS = [
-    {"model": "GRU4Rec (RecBole 1.2.1)", "ndcg@10": 0.0694, "hr@10": 0.141, "train_seconds": 1099, "note": "converged"},
-    {"model": "BERT4Rec (RecBole 1.2.1)", "ndcg@10": 0.0670, "hr@10": 0.135, "train_seconds": 1500, "note": "stopped by a 25-minute cap"},
-    {"model": "SASRec (RecBole 1.2.1)", "ndcg@10": 0.0564, "hr@10": 0.120, "train_seconds": 1500, "note": "stopped by a 25-minute cap"},
+    {
+        "model": "GRU4Rec (RecBole 1.2.1)",
+        "ndcg@10": 0.0694,
+        "hr@10": 0.141,
+        "train_seconds": 1099,
+        "note": "converged",
+    },
+    {
+        "model": "BERT4Rec (RecBole 1.2.1)",
+        "ndcg@10": 0.0670,
+        "hr@10": 0.135,
+        "train_seconds": 1500,
+        "note": "stopped by a 25-minute cap",
+    },
+    {
+        "model": "SASRec (RecBole 1.2.1)",
+        "ndcg@10": 0.0564,
+        "hr@10": 0.120,
+        "train_seconds": 1500,
+        "note": "stopped by a 25-minute cap",
+    },
 ]
 BAR = {"ndcg@10": 0.080, "hr@10": 0.160, "train_seconds": 300.0}
 KS = (5, 10, 20)
@@ -98,10 +116,18 @@ def markdown(report: dict) -> str:
             f"{x['ndcg@20']:.4f} | {x['coverage@10']:.3f} | {r['train_seconds']:.1f} | {r['epochs']} ({r['best_epoch']}) | "
             f"{r['peak_rss_mb']:.0f} | {r['latency_ms_per_user']:.2f} |"
         )
-    lines += ["", "## Accuracy (already-seen items excluded)", "", "| model | NDCG@10 | HR@10 | MRR@10 | Recall@20 |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Accuracy (already-seen items excluded)",
+        "",
+        "| model | NDCG@10 | HR@10 | MRR@10 | Recall@20 |",
+        "|---|---|---|---|---|",
+    ]
     for r in report["results"]:
         x = r["metrics_exclude_seen"]
-        lines.append(f"| {r['model']} | {x['ndcg@10']:.4f} | {x['hr@10']:.4f} | {x['mrr@10']:.4f} | {x['recall@20']:.4f} |")
+        lines.append(
+            f"| {r['model']} | {x['ndcg@10']:.4f} | {x['hr@10']:.4f} | {x['mrr@10']:.4f} | {x['recall@20']:.4f} |"
+        )
     lines += [
         "",
         "## Peers (same data and protocol, seen items not excluded; measured with RecBole 1.2.1, not re-run here)",
@@ -110,7 +136,9 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for p in report["peers"]:
-        lines.append(f"| {p['model']} | {p['ndcg@10']:.4f} | {p['hr@10']:.3f} | {p['train_seconds']} | {p['note']} |")
+        lines.append(
+            f"| {p['model']} | {p['ndcg@10']:.4f} | {p['hr@10']:.3f} | {p['train_seconds']} | {p['note']} |"
+        )
     target, met = report["bar"]["target"], report["bar"]["met"]
     lines += [
         "",

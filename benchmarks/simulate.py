@@ -197,7 +197,7 @@ def main() -> None:
         "",
         *table(rows),
         "",
-        "Policies use their library defaults, except \"novel-interest (nurturing)\": the same policy with "
+        'Policies use their library defaults, except "novel-interest (nurturing)": the same policy with '
         "`NovelInterestConfig(new_below_share=0.05)`, added after the strict default (explore only interests "
         "with no history at all) proved to discover nearly every hidden interest yet lose clicks, because it "
         "moves on to the next, disliked, interest after the first click. On ml-100k the strict default is "

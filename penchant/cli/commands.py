@@ -37,8 +37,12 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
         text=getattr(args, "text_col", None),
     )
     dataset = load_dataset(args.events, args.items, args.users, columns)
-    source = {"events": str(args.events), "items": str(args.items) if args.items else None,
-              "users": str(args.users) if args.users else None, "columns": columns.to_dict()}
+    source = {
+        "events": str(args.events),
+        "items": str(args.items) if args.items else None,
+        "users": str(args.users) if args.users else None,
+        "columns": columns.to_dict(),
+    }
     return dataset, source
 
 
@@ -70,8 +74,14 @@ def train(args: argparse.Namespace) -> int:
         err.print(f"[dim]data:[/] {line}")
     run = train_run(dataset, model, args.out, protocol, source=source)
     stats = run.model.fit_stats
-    best = f", best validation NDCG@10 {stats.best_validation:.4f} at epoch {stats.best_epoch}" if stats.best_validation else ""
-    err.print(f"trained {model.name} in {stats.seconds:.1f}s ({stats.epochs} epochs{best}); run saved to {args.out}")
+    best = (
+        f", best validation NDCG@10 {stats.best_validation:.4f} at epoch {stats.best_epoch}"
+        if stats.best_validation
+        else ""
+    )
+    err.print(
+        f"trained {model.name} in {stats.seconds:.1f}s ({stats.epochs} epochs{best}); run saved to {args.out}"
+    )
     return 0
 
 
@@ -93,7 +103,11 @@ def evaluate(args: argparse.Namespace) -> int:
 
         policy = evaluation_policy(args, run)
     result = evaluate_run(
-        run, ks=args.k or [10], exclude_seen=args.exclude_seen, policy=policy, explore=getattr(args, "explore", 0.0)
+        run,
+        ks=args.k or [10],
+        exclude_seen=args.exclude_seen,
+        policy=policy,
+        explore=getattr(args, "explore", 0.0),
     )
     if args.json:
         print_json(result)
@@ -133,15 +147,26 @@ def recommend(args: argparse.Namespace) -> int:
 def demo(args: argparse.Namespace) -> int:
     """The main job: every model on ml-100k under the default protocol, then one user up close."""
     dataset = load_builtin("ml-100k")
-    out.print(f"[bold]penchant demo[/]: {len(dataset.events)} events, "
-              f"{dataset.n_users} users, {dataset.n_items} items (MovieLens-100k)")
+    out.print(
+        f"[bold]penchant demo[/]: {len(dataset.events)} events, "
+        f"{dataset.n_users} users, {dataset.n_items} items (MovieLens-100k)"
+    )
     models = [InterestTransformer(), EASE(), Popularity()]
     started = time.perf_counter()
     parts, results = compare(dataset, models)
     protocol = parts.protocol.describe(exclude_seen=False)
 
     table = Table(title=f"ml-100k, {len(parts.test)} test users")
-    for column in ("model", "NDCG@10", "HR@10", "MRR@10", "NDCG@10 (seen excl.)", "HR@10 (seen excl.)", "train s", "epochs"):
+    for column in (
+        "model",
+        "NDCG@10",
+        "HR@10",
+        "MRR@10",
+        "NDCG@10 (seen excl.)",
+        "HR@10 (seen excl.)",
+        "train s",
+        "epochs",
+    ):
         table.add_column(column, justify="right" if column != "model" else "left")
     for r in results:
         table.add_row(
@@ -175,8 +200,10 @@ def demo(args: argparse.Namespace) -> int:
     out.print(recs)
 
     save_run(args.out, dataset, transformer, parts, extra={"comparison": [r.to_dict() for r in results]})
-    out.print(f"done in {time.perf_counter() - started:.0f}s; transformer run saved to {args.out} "
-              f"(try: penchant recommend --run {args.out} --user {user})")
+    out.print(
+        f"done in {time.perf_counter() - started:.0f}s; transformer run saved to {args.out} "
+        f"(try: penchant recommend --run {args.out} --user {user})"
+    )
     return 0
 
 

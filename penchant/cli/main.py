@@ -53,27 +53,42 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--categories-col", help="items column holding categories ('a|b' or a list)")
     train.add_argument("--description-col", help="items column holding a description")
     train.add_argument("--text-col", help="events column holding text (a review, a query)")
-    train.add_argument("--text-encoder", help="minilm (English, default), multilingual (e5: Chinese and ~100 "
-                       "more) or a sentence-transformers model directory; item text is fused with IDs "
-                       "when items have it")
+    train.add_argument(
+        "--text-encoder",
+        help="minilm (English, default), multilingual (e5: Chinese and ~100 "
+        "more) or a sentence-transformers model directory; item text is fused with IDs "
+        "when items have it",
+    )
     train.add_argument("--model", default="transformer", help="transformer (default), ease or popularity")
-    train.add_argument("--protocol", default="leave-one-out",
-                       help="leave-one-out (default), temporal or cold-start")
+    train.add_argument(
+        "--protocol", default="leave-one-out", help="leave-one-out (default), temporal or cold-start"
+    )
     train.add_argument("--config", help="JSON object of model settings, e.g. '{\"max_epochs\": 20}'")
     train.add_argument("--out", type=Path, required=True, help="run directory to write")
 
     evaluate = sub.add_parser("evaluate", help="test-set metrics of a run under its protocol")
     evaluate.set_defaults(handler="penchant.cli.commands:evaluate")
     evaluate.add_argument("--run", type=Path, required=True)
-    evaluate.add_argument("--k", type=_positive_int, nargs="+", default=None,
-                          help="cutoffs (default 10; 1 3 5 for --task next-interest)")
-    evaluate.add_argument("--task", choices=("ranking", "next-interest"), default="ranking",
-                          help="ranking: next-item metrics (default); next-interest: predicted interests vs the test item's")
+    evaluate.add_argument(
+        "--k",
+        type=_positive_int,
+        nargs="+",
+        default=None,
+        help="cutoffs (default 10; 1 3 5 for --task next-interest)",
+    )
+    evaluate.add_argument(
+        "--task",
+        choices=("ranking", "next-interest"),
+        default="ranking",
+        help="ranking: next-item metrics (default); next-interest: predicted interests vs the test item's",
+    )
     evaluate.add_argument("--exclude-seen", action="store_true", help="never rank items the user already has")
     evaluate.add_argument("--policy", help=f"re-rank with an exploration policy: {EXPLORE_POLICIES}")
     evaluate.add_argument("--explore", type=float, default=0.0, help="exploration knob in [0, 1] (default 0)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.add_argument("--protocol", help="check that the run was trained under this protocol (e.g. cold-start)")
+    evaluate.add_argument(
+        "--protocol", help="check that the run was trained under this protocol (e.g. cold-start)"
+    )
 
     recommend = sub.add_parser("recommend", help="top-k items for a user of a run")
     recommend.set_defaults(handler="penchant.cli.commands:recommend")
@@ -82,35 +97,53 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("-k", "--k", type=_positive_int, default=10)
     recommend.add_argument("--exclude-seen", action="store_true")
     recommend.add_argument("--policy", help=f"re-rank with an exploration policy: {EXPLORE_POLICIES}")
-    recommend.add_argument("--explore", type=float, default=0.0, help="exploration knob in [0, 1] (default 0)")
+    recommend.add_argument(
+        "--explore", type=float, default=0.0, help="exploration knob in [0, 1] (default 0)"
+    )
     recommend.add_argument("--json", action="store_true")
 
     profile = sub.add_parser("profile", help="a user's interests: long term, short term, emerging, fading")
     profile.set_defaults(handler="penchant.cli.interests:profile")
     profile.add_argument("--run", type=Path, required=True)
     profile.add_argument("--user", required=True)
-    profile.add_argument("--half-life-days", type=float, default=180.0, help="long-term time decay (default 180)")
-    profile.add_argument("--short-events", type=_positive_int, default=20, help="short term: the last N events (default 20)")
-    profile.add_argument("--short-days", type=float, help="short term: the last D days instead of the last N events")
-    profile.add_argument("--topics", type=_positive_int, help="number of text topics when items have no categories")
+    profile.add_argument(
+        "--half-life-days", type=float, default=180.0, help="long-term time decay (default 180)"
+    )
+    profile.add_argument(
+        "--short-events", type=_positive_int, default=20, help="short term: the last N events (default 20)"
+    )
+    profile.add_argument(
+        "--short-days", type=float, help="short term: the last D days instead of the last N events"
+    )
+    profile.add_argument(
+        "--topics", type=_positive_int, help="number of text topics when items have no categories"
+    )
     profile.add_argument("--plot", type=Path, help="write a PNG of the profile here")
     profile.add_argument("--json", action="store_true")
 
-    explain = sub.add_parser("explain", help="which past items and interests drove an item's score for a user")
+    explain = sub.add_parser(
+        "explain", help="which past items and interests drove an item's score for a user"
+    )
     explain.set_defaults(handler="penchant.cli.interests:explain")
     explain.add_argument("--run", type=Path, required=True)
     explain.add_argument("--user", required=True)
     explain.add_argument("--item", required=True)
     explain.add_argument("--top", type=_positive_int, default=10, help="past items to list (default 10)")
-    explain.add_argument("--topics", type=_positive_int, help="number of text topics when items have no categories")
+    explain.add_argument(
+        "--topics", type=_positive_int, help="number of text topics when items have no categories"
+    )
     explain.add_argument("--json", action="store_true")
 
     items = sub.add_parser("items", help="change a trained run's item catalogue")
     items_sub = items.add_subparsers(dest="items_command", required=True, metavar="ACTION")
-    items_add = items_sub.add_parser("add", help="add new items to a run without retraining (scored by their text)")
+    items_add = items_sub.add_parser(
+        "add", help="add new items to a run without retraining (scored by their text)"
+    )
     items_add.set_defaults(handler="penchant.cli.text:items_add")
     items_add.add_argument("--run", type=Path, required=True)
-    items_add.add_argument("--items", type=Path, required=True, help="new items (.csv, .tsv, .parquet or .jsonl)")
+    items_add.add_argument(
+        "--items", type=Path, required=True, help="new items (.csv, .tsv, .parquet or .jsonl)"
+    )
     items_add.add_argument("--item-col", default="item_id", help="column holding the item ID")
     items_add.add_argument("--title-col", help="column holding the title")
     items_add.add_argument("--description-col", help="column holding a description")
@@ -125,22 +158,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the HTTP API and dashboard over a run, with a durable event store")
     serve.set_defaults(handler="penchant.cli.serve:serve")
     serve.add_argument("--run", type=Path, required=True, help="run directory to serve (reloaded on SIGHUP)")
-    serve.add_argument("--db", help="event store URL: sqlite:///PATH (default: RUN.events.sqlite3 next to the run) "
-                       "or postgresql://USER@HOST:PORT/DATABASE")
+    serve.add_argument(
+        "--db",
+        help="event store URL: sqlite:///PATH (default: RUN.events.sqlite3 next to the run) "
+        "or postgresql://USER@HOST:PORT/DATABASE",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_positive_int, default=8000)
     serve.add_argument("--open", action="store_true", help="no API keys (loopback addresses only)")
-    serve.add_argument("--ann-threshold", type=_positive_int, default=50_000,
-                       help="serve catalogues of at least this many items through an ANN index (default 50000)")
+    serve.add_argument(
+        "--ann-threshold",
+        type=_positive_int,
+        default=50_000,
+        help="serve catalogues of at least this many items through an ANN index (default 50000)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
     keys = sub.add_parser("keys", help="API keys of a service's event store")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    keys_create = keys_sub.add_parser("create", help="create a key and print it (once; only its hash is stored)")
+    keys_create = keys_sub.add_parser(
+        "create", help="create a key and print it (once; only its hash is stored)"
+    )
     keys_create.set_defaults(handler="penchant.cli.serve:keys_create")
     keys_create.add_argument("--db", help="event store URL, as given to penchant serve")
-    keys_create.add_argument("--run", type=Path, help="instead of --db: the run whose default SQLite store to use")
-    keys_create.add_argument("--scope", required=True, choices=("read", "write"), help="read, or write (includes read)")
+    keys_create.add_argument(
+        "--run", type=Path, help="instead of --db: the run whose default SQLite store to use"
+    )
+    keys_create.add_argument(
+        "--scope", required=True, choices=("read", "write"), help="read, or write (includes read)"
+    )
     keys_create.add_argument("--name", help="a note saying who the key is for")
     return parser
 

@@ -30,7 +30,9 @@ def ml100k_dir() -> Path:
         ) from None
     folder = Path(dist.locate_file("recbole/dataset_example/ml-100k"))
     if not (folder / "ml-100k.inter").exists():
-        raise InputError(f"built-in dataset 'ml-100k': {folder}/ml-100k.inter not found in the recbole install")
+        raise InputError(
+            f"built-in dataset 'ml-100k': {folder}/ml-100k.inter not found in the recbole install"
+        )
     return folder
 
 

@@ -136,7 +136,9 @@ class Dataset:
         report.duplicates_dropped += before - len(events)
 
         if items is None or len(items) == 0:
-            catalogue = pd.DataFrame(index=pd.Index(sorted(pd.unique(events["item_id"]), key=_natural), name="item_id"))
+            catalogue = pd.DataFrame(
+                index=pd.Index(sorted(pd.unique(events["item_id"]), key=_natural), name="item_id")
+            )
         else:
             catalogue = items.copy()
             catalogue["item_id"] = catalogue["item_id"].astype(str)
@@ -175,7 +177,11 @@ class Dataset:
         bounds = np.flatnonzero(np.diff(users)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(users)]])
-        return {int(users[s]): History(items[s:e].copy(), times[s:e].copy()) for s, e in zip(starts, ends, strict=True) if e > s}
+        return {
+            int(users[s]): History(items[s:e].copy(), times[s:e].copy())
+            for s, e in zip(starts, ends, strict=True)
+            if e > s
+        }
 
     def titles(self) -> list[str | None]:
         """Item titles in internal-index order (None when the catalogue has none)."""

@@ -129,7 +129,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 except json.JSONDecodeError as exc:
                     raise InputError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
                 if not isinstance(record, dict):
-                    raise InputError(f"{path}, line {number}: expected a JSON object, found {type(record).__name__}")
+                    raise InputError(
+                        f"{path}, line {number}: expected a JSON object, found {type(record).__name__}"
+                    )
                 records.append(record)
                 lines.append(number)
         except UnicodeDecodeError as exc:
@@ -191,18 +193,22 @@ def parse_numbers(values: pd.Series, frame: pd.DataFrame, column: str) -> np.nda
     bad = as_number.isna().to_numpy() & values.notna().to_numpy()
     if bad.any():
         position = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{_locate(frame, position, column)}: expected a number, found '{values.iloc[position]}'")
+        raise InputError(
+            f"{_locate(frame, position, column)}: expected a number, found '{values.iloc[position]}'"
+        )
     return as_number.to_numpy(dtype=float)
 
 
 def _ids(values: pd.Series) -> pd.Series:
     """External IDs as strings; floats that are whole numbers (from JSON/Parquet) lose their '.0'."""
+
     def fix(v):
         if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
             return None
         if isinstance(v, float) and v.is_integer():
             return str(int(v))
         return str(v).strip()
+
     return values.map(fix)
 
 

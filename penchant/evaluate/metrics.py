@@ -112,8 +112,6 @@ def catalogue_coverage(topk: np.ndarray, k: int, n_items: int) -> float:
     return float(seen.mean())
 
 
-
-
 def _hit_matrix(top: np.ndarray, targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Mark which of each user's top-k items are relevant.
 

@@ -11,7 +11,9 @@ from penchant.evaluate.metrics import aggregate, catalogue_coverage, per_user_me
 from penchant.models.base import ModelConfig, Recommender, Validator
 
 
-def rank(model: Recommender, cases: EvalSet, k: int, exclude_seen: bool = False, batch_size: int = 256) -> np.ndarray:
+def rank(
+    model: Recommender, cases: EvalSet, k: int, exclude_seen: bool = False, batch_size: int = 256
+) -> np.ndarray:
     """Top-k internal item indices (U, k) over the whole catalogue for every case."""
     out = np.full((len(cases), k), -1, dtype=np.int64)
     for start in range(0, len(cases), batch_size):

@@ -40,7 +40,9 @@ class Run:
         return split(self.dataset, self.protocol)
 
 
-def train(dataset: Dataset, model: Recommender, protocol: Protocol | None = None, progress: bool = True) -> Split:
+def train(
+    dataset: Dataset, model: Recommender, protocol: Protocol | None = None, progress: bool = True
+) -> Split:
     """Fit ``model`` on the protocol's training events with early stopping on validation NDCG@10.
 
     Afterwards the model knows every user's full history, so ``recommend(user_id)`` uses all of it;
@@ -67,7 +69,12 @@ def train_run(
 
 
 def save_run(
-    directory: str | Path, dataset: Dataset, model: Recommender, parts: Split, source: dict | None = None, extra: dict | None = None
+    directory: str | Path,
+    dataset: Dataset,
+    model: Recommender,
+    parts: Split,
+    source: dict | None = None,
+    extra: dict | None = None,
 ) -> Run:
     """Write a trained model, its data and what was done into a run directory."""
     directory = Path(directory)
@@ -96,7 +103,9 @@ def load_run(directory: str | Path) -> Run:
     directory = Path(directory)
     meta_path = directory / "run.json"
     if not meta_path.exists():
-        raise InputError(f"{directory}: not a penchant run directory (run.json missing); create one with penchant train")
+        raise InputError(
+            f"{directory}: not a penchant run directory (run.json missing); create one with penchant train"
+        )
     meta = json.loads(meta_path.read_text())
     dataset = Dataset.load(directory / "data", name=meta["dataset"]["name"])
     model = load_model(directory / "model")
@@ -123,8 +132,16 @@ def evaluate_run(
             return evaluate(model, parts.test, run.protocol, ks, exclude_seen)
         train = list(run.dataset.histories(parts.train).values())
         return evaluate_with_policy(
-            model, run.dataset, train, parts.test, run.protocol, ks, exclude_seen,
-            policy=policy, explore=explore, taxonomy=taxonomy,
+            model,
+            run.dataset,
+            train,
+            parts.test,
+            run.protocol,
+            ks,
+            exclude_seen,
+            policy=policy,
+            explore=explore,
+            taxonomy=taxonomy,
         )
 
     result = score(run.model)
@@ -133,7 +150,9 @@ def evaluate_run(
         # Chance level on the same cases through the same code, averaged over draws (one draw of a
         # ~0.6% hit rate over a few hundred users is too noisy to compare with).
         draws = [
-            score(RandomScores(ModelConfig(seed=seed)).fit(run.dataset, parts.train, progress=False))["metrics"]
+            score(RandomScores(ModelConfig(seed=seed)).fit(run.dataset, parts.train, progress=False))[
+                "metrics"
+            ]
             for seed in range(RANDOM_DRAWS)
         ]
         result["baseline"] = {name: float(np.mean([d[name] for d in draws])) for name in draws[0]}
@@ -168,10 +187,15 @@ def add_items_to_run(run: Run, items: pd.DataFrame, source: str | None = None) -
     new = new.assign(item_id=new["item_id"].astype(str)).set_index("item_id")
     catalogue = pd.concat([run.dataset.items, new])
     if "categories" in catalogue:
-        catalogue["categories"] = [c if isinstance(c, list | tuple | np.ndarray) else [] for c in catalogue["categories"]]
+        catalogue["categories"] = [
+            c if isinstance(c, list | tuple | np.ndarray) else [] for c in catalogue["categories"]
+        ]
     dataset = Dataset(
-        events=run.dataset.events.drop(columns=["user", "item"]), items=catalogue, users=run.dataset.users,
-        name=run.dataset.name, report=run.dataset.report,
+        events=run.dataset.events.drop(columns=["user", "item"]),
+        items=catalogue,
+        users=run.dataset.users,
+        name=run.dataset.name,
+        report=run.dataset.report,
     )
     dataset.save(run.directory / "data")
     run.model.save(run.directory / "model")

@@ -41,7 +41,9 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InputError(f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise InputError(
+                f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**values)
 
 
@@ -93,7 +95,9 @@ class Recommender(ABC):
         train_events = dataset.events if train_events is None else train_events
         self.item_map = IdMap(dataset.item_map.ids)
         self.titles = dataset.titles()
-        self.popularity = np.bincount(train_events["item"].to_numpy(), minlength=dataset.n_items).astype(np.float64)
+        self.popularity = np.bincount(train_events["item"].to_numpy(), minlength=dataset.n_items).astype(
+            np.float64
+        )
         self.histories = {}
         self.observe(dataset, train_events)
         start = time.perf_counter()
@@ -102,7 +106,9 @@ class Recommender(ABC):
         return self
 
     @abstractmethod
-    def _fit(self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool) -> None:
+    def _fit(
+        self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool
+    ) -> None:
         """Learn parameters from the training events."""
 
     def observe(self, dataset: Dataset, events: pd.DataFrame) -> None:
@@ -140,7 +146,9 @@ class Recommender(ABC):
             history = self._history_from_ids(history)
         return self._recommend_histories([history], k, exclude_seen)[0]
 
-    def recommend_batch(self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False) -> dict[str, list[Recommendation]]:
+    def recommend_batch(
+        self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False
+    ) -> dict[str, list[Recommendation]]:
         """Top-k for many known users at once (one scoring pass per batch)."""
         histories = [self.history_of(u) for u in user_ids]
         lists: list[list[Recommendation]] = []
@@ -157,7 +165,9 @@ class Recommender(ABC):
         now = time.time()
         return History(idx, now - 60.0 * np.arange(len(idx))[::-1])
 
-    def _recommend_histories(self, histories: list[History], k: int, exclude_seen: bool) -> list[list[Recommendation]]:
+    def _recommend_histories(
+        self, histories: list[History], k: int, exclude_seen: bool
+    ) -> list[list[Recommendation]]:
         self._require_fitted()
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
@@ -170,7 +180,9 @@ class Recommender(ABC):
         for row in range(len(histories)):
             out.append(
                 [
-                    Recommendation(self.item_map.ids[i], float(scores[row, i]), self.titles[i] if self.titles else None)
+                    Recommendation(
+                        self.item_map.ids[i], float(scores[row, i]), self.titles[i] if self.titles else None
+                    )
                     for i in top[row]
                     if i != PAD
                 ]
@@ -219,8 +231,14 @@ class Recommender(ABC):
         }
         (directory / "model.json").write_text(json.dumps(meta))
         np.save(directory / "popularity.npy", self.popularity)
-        rows = [(u, int(i), float(t)) for u, h in self.histories.items() for i, t in zip(h.items, h.times, strict=True)]
-        pd.DataFrame(rows, columns=["user_id", "item", "timestamp"]).to_parquet(directory / "histories.parquet", index=False)
+        rows = [
+            (u, int(i), float(t))
+            for u, h in self.histories.items()
+            for i, t in zip(h.items, h.times, strict=True)
+        ]
+        pd.DataFrame(rows, columns=["user_id", "item", "timestamp"]).to_parquet(
+            directory / "histories.parquet", index=False
+        )
         self._save_state(directory)
 
     @classmethod
@@ -242,10 +260,10 @@ class Recommender(ABC):
         model._load_state(directory)
         return model
 
-    def _save_state(self, directory: Path) -> None:
+    def _save_state(self, directory: Path) -> None:  # noqa: B027 - optional hook
         """Write learned parameters (subclasses with parameters override)."""
 
-    def _load_state(self, directory: Path) -> None:
+    def _load_state(self, directory: Path) -> None:  # noqa: B027 - optional hook
         """Read learned parameters (subclasses with parameters override)."""
 
     @property

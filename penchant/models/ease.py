@@ -36,7 +36,9 @@ class EASE(Recommender):
     name = "ease"
     config_class = EASEConfig
 
-    def _fit(self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool) -> None:
+    def _fit(
+        self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool
+    ) -> None:
         n = dataset.n_items
         x = np.zeros((dataset.n_users, n), dtype=np.float64)
         x[train_events["user"].to_numpy(), train_events["item"].to_numpy()] = 1.0

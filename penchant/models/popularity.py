@@ -21,7 +21,9 @@ class Popularity(Recommender):
     name = "popularity"
     config_class = PopularityConfig
 
-    def _fit(self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool) -> None:
+    def _fit(
+        self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool
+    ) -> None:
         # Nothing beyond the counts the base class keeps; top-k breaks ties by catalogue order.
         self._scores = self.popularity.astype(np.float32)
 

@@ -35,13 +35,19 @@ def pack(histories: Sequence[History], max_len: int) -> tuple[torch.Tensor, torc
             continue
         items[row, :n] = history.items[-n:] + 1
         # Gap of each window event to the event before it (NaN for the user's very first event).
-        previous = history.times[-n - 1 : -1] if len(history) > n else np.concatenate([[np.nan], history.times[: n - 1]])
+        previous = (
+            history.times[-n - 1 : -1]
+            if len(history) > n
+            else np.concatenate([[np.nan], history.times[: n - 1]])
+        )
         gaps[row, :n] = gap_buckets(history.times[-n:] - previous)
         lengths[row] = n
     return torch.from_numpy(items), torch.from_numpy(gaps), torch.from_numpy(lengths)
 
 
-def training_windows(histories: Sequence[History], max_len: int, rng: np.random.Generator) -> list[tuple[History, int, int]]:
+def training_windows(
+    histories: Sequence[History], max_len: int, rng: np.random.Generator
+) -> list[tuple[History, int, int]]:
     """(history, start, end) windows covering every next-item target of every history once.
 
     A window's inputs are events ``start..end-1`` and its targets ``start+1..end``; windows end at the
@@ -62,7 +68,9 @@ def training_windows(histories: Sequence[History], max_len: int, rng: np.random.
     return windows
 
 
-def event_text_rows(histories: Sequence[History], max_len: int, index: Mapping[tuple[int, float], int]) -> torch.Tensor:
+def event_text_rows(
+    histories: Sequence[History], max_len: int, index: Mapping[tuple[int, float], int]
+) -> torch.Tensor:
     """Rows (B, T) into an event-text table for the events :func:`pack` lays out; 0 = no text.
 
     ``index`` maps (item index, timestamp) of an event to its row: a :class:`History` carries only
@@ -72,7 +80,9 @@ def event_text_rows(histories: Sequence[History], max_len: int, index: Mapping[t
     rows = np.zeros((len(histories), t), dtype=np.int64)
     for row, history in enumerate(histories):
         n = min(len(history), t)
-        for j, (item, time) in enumerate(zip(history.items[len(history) - n :], history.times[len(history) - n :], strict=True)):
+        for j, (item, time) in enumerate(
+            zip(history.items[len(history) - n :], history.times[len(history) - n :], strict=True)
+        ):
             rows[row, j] = index.get((int(item), float(time)), 0)
     return torch.from_numpy(rows)
 
@@ -91,7 +101,7 @@ def batches(
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     for g in rng.permutation(len(groups)):
         chunk = [windows[i] for i in groups[g]]
-        inputs = [History(h.items[: e], h.times[: e]) for h, s, e in chunk]
+        inputs = [History(h.items[:e], h.times[:e]) for h, s, e in chunk]
         t = max(e - s for _, s, e in chunk)
         items, gaps, lengths = pack(inputs, t)
         targets = torch.zeros_like(items)

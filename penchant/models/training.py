@@ -39,7 +39,9 @@ def run_training(
     stats = FitStats(losses=[], validation_curve=[] if validate else None)
     best_score, best_state, stale = -float("inf"), None, 0
     start = time.perf_counter()
-    bar = tqdm(range(1, settings.max_epochs + 1), desc=settings.desc, disable=not settings.progress, leave=False)
+    bar = tqdm(
+        range(1, settings.max_epochs + 1), desc=settings.desc, disable=not settings.progress, leave=False
+    )
     for epoch in bar:
         module.train()
         loss = run_epoch(epoch)

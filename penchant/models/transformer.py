@@ -83,7 +83,9 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape  # (B, T, C)
         q, k, v = self.qkv(x).split(c, dim=2)
-        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, H, T, C/H)
+        q, k, v = (
+            z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v)
+        )  # (B, H, T, C/H)
         # Sequences are right-padded, so a causal mask alone keeps real positions off the padding.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(b, t, c)  # (B, T, C)
@@ -200,7 +202,10 @@ class InterestTransformerNet(nn.Module):
         return self.ln_f(x)
 
     def logits(
-        self, hidden: torch.Tensor, seen: torch.Tensor | None, table: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        hidden: torch.Tensor,
+        seen: torch.Tensor | None,
+        table: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Scores over all tokens (N, V) from hidden states (N, C); ``seen`` (N, V) bool marks tokens
         already in each row's input, which receive the repeat bias."""

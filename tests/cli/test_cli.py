@@ -47,8 +47,20 @@ SMALL = '{"dim": 32, "layers": 1, "max_len": 20, "max_epochs": 5, "threads": 1}'
 def own_run(own_files) -> Path:
     out = own_files["dir"] / "run"
     result = penchant(
-        "train", "--events", str(own_files["events"]), "--items", str(own_files["items"]), *OWN,
-        "--categories-col", "tags", "--model", "transformer", "--config", SMALL, "--out", str(out),
+        "train",
+        "--events",
+        str(own_files["events"]),
+        "--items",
+        str(own_files["items"]),
+        *OWN,
+        "--categories-col",
+        "tags",
+        "--model",
+        "transformer",
+        "--config",
+        SMALL,
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     assert "run saved to" in result.stderr
@@ -90,7 +102,9 @@ def test_cleaning_is_reported(own_files, tmp_path):
     duplicated = "\n".join(events + events[1:4] + ["u001,,120"]) + "\n"
     path = tmp_path / "dup.csv"
     path.write_text(duplicated)
-    result = penchant("train", "--events", str(path), *OWN[:6], "--model", "popularity", "--out", str(tmp_path / "r"))
+    result = penchant(
+        "train", "--events", str(path), *OWN[:6], "--model", "popularity", "--out", str(tmp_path / "r")
+    )
     assert result.returncode == 0, result.stderr
     assert "dropped 3 duplicate events" in result.stderr
     assert "dropped 1 events with no item_id" in result.stderr
@@ -108,7 +122,9 @@ def test_every_format_trains(own_files, tmp_path, name):
         frame.to_json(path, orient="records", lines=True)
     else:
         frame.to_csv(path, index=False)
-    result = penchant("train", "--events", str(path), *OWN[:6], "--model", "ease", "--out", str(tmp_path / "r"))
+    result = penchant(
+        "train", "--events", str(path), *OWN[:6], "--model", "ease", "--out", str(tmp_path / "r")
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -118,7 +134,9 @@ def test_missing_file(tmp_path):
 
 
 def test_wrong_column(own_files, tmp_path):
-    result = penchant("train", "--events", str(own_files["events"]), "--user-col", "customer", "--out", str(tmp_path / "r"))
+    result = penchant(
+        "train", "--events", str(own_files["events"]), "--user-col", "customer", "--out", str(tmp_path / "r")
+    )
     assert_one_line_error(result, "clicks.csv", "missing column 'customer'", "visitor")
 
 
