@@ -167,7 +167,7 @@ def demo(args: argparse.Namespace) -> int:
         "train s",
         "epochs",
     ):
-        table.add_column(column, justify="right" if column != "model" else "left")
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=column == "model")
     for r in results:
         table.add_row(
             r.model.name,
