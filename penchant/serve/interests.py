@@ -8,6 +8,7 @@ loads a text encoder, which the service does not do at start-up): the three capa
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +33,7 @@ from penchant.explore import (
     item_vectors_for,
 )
 from penchant.interests import Profile, Taxonomy, build_profile
+from penchant.models import Recommender
 
 DEFAULT_CANDIDATES = 200  # the model's top candidates a policy re-ranks (as penchant recommend does)
 
@@ -77,6 +79,33 @@ class RunInterests:
             PolicyName.bandit: Bandit(taxonomy),
         }
         return cls(taxonomy, policies, threading.Lock())
+
+    def with_items(self, model: Recommender, categories: list[list[str] | None]) -> RunInterests:
+        """These interests for ``model``, whose catalogue grew by items with these categories (appended
+        in order; categories the taxonomy does not have are left out, so an item may have none). The
+        bandit keeps what it learned: its posteriors are per interest, not per item."""
+        names = self.taxonomy.names
+        index = {name: j for j, name in enumerate(names)}
+        rows = np.zeros((len(categories), len(names)), dtype=np.float32)
+        for row, cats in zip(rows, categories, strict=True):
+            known = [index[c] for c in dict.fromkeys(cats or []) if c in index]
+            for j in known:
+                row[j] = 1.0 / len(known)
+        taxonomy = dataclasses.replace(
+            self.taxonomy, membership=np.concatenate([self.taxonomy.membership, rows])
+        )
+        vectors = item_vectors_for(model, list(model.histories.values()))
+        old: NovelInterest = self.policies[PolicyName.novel_interest]  # type: ignore[assignment]
+        bandit: Bandit = self.policies[PolicyName.bandit]  # type: ignore[assignment]
+        grown = Bandit(taxonomy, bandit.config, bandit.state)
+        grown.rng = bandit.rng
+        policies: dict[PolicyName, Policy] = {
+            PolicyName.diversity: Diversity(taxonomy, vectors),
+            PolicyName.calibrated: Calibrated(taxonomy),
+            PolicyName.novel_interest: NovelInterest(taxonomy, old.transitions, vectors, old.config),
+            PolicyName.bandit: grown,
+        }
+        return RunInterests(taxonomy, policies, self._bandit_lock)  # one lock: the bandit state is shared
 
     def profile(self, user_id: str, history: History) -> Profile:
         return build_profile(user_id, history, self.taxonomy)

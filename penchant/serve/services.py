@@ -12,7 +12,7 @@ from penchant.serve.keys import KeyCache, count_keys
 from penchant.serve.metrics import Metrics
 from penchant.serve.settings import Settings
 from penchant.serve.state import LoadedRun, ModelHolder
-from penchant.serve.store import EventStore
+from penchant.serve.store import EventStore, Item
 
 log = logging.getLogger("penchant.serve")
 
@@ -62,6 +62,12 @@ class Services:
         self.metrics.reloads.labels("ok").inc()
         self._loaded(loaded)
         return loaded
+
+    def add_item(self, item: Item) -> bool:
+        """Add a stored item to the served model when it can score it (see ModelHolder.add_item)."""
+        known = self.models.add_item(item)
+        self._loaded(self.models.current)
+        return known
 
     def _loaded(self, loaded: LoadedRun) -> None:
         self.metrics.model_loaded_at.set(loaded.loaded_at)

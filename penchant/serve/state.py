@@ -9,11 +9,15 @@ process sharing the database sees the events any of them stored, and a read is n
 
 A request takes :attr:`ModelHolder.current` once and uses that snapshot throughout, so a reload
 (``POST /admin/reload`` or SIGHUP) replaces the model between requests without failing any: the new
-run is loaded beside the old one and the reference swapped in one assignment.
+run is loaded beside the old one and the reference swapped in one assignment. Adding an item to a
+model that scores items by their text (``POST /items``) is swapped in the same way: a copy of the
+model with the item, its retriever and interests rebuilt and an empty state cache.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -24,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
 from penchant.data.dataset import History
+from penchant.errors import InputError
 from penchant.evaluate.runs import Run, load_run
 from penchant.explain import Explanation
 from penchant.interests import Profile
@@ -34,7 +40,7 @@ from penchant.models import Recommendation
 from penchant.serve.interests import DEFAULT_CANDIDATES, ExploredItem, PolicyName, RunInterests
 from penchant.serve.retrieval import Retriever, build_retriever
 from penchant.serve.settings import Settings
-from penchant.serve.store import EventStore
+from penchant.serve.store import EventStore, Item
 
 log = logging.getLogger("penchant.serve")
 
@@ -118,11 +124,40 @@ class UnknownItem(LookupError):
     """An item the loaded model does not know."""
 
 
+TEXT_ITEM_REPRS = ("text", "fused")
+
+
+def can_add_items(model) -> bool:
+    """Whether the model can score items it was not trained on: a transformer with item text."""
+    return getattr(model, "item_repr", None) in TEXT_ITEM_REPRS and hasattr(model, "net")
+
+
+def _with_items(model, items: list[Item]):
+    """A copy of ``model`` with ``items`` added (their text encoded); the model itself is untouched, so
+    requests still running on it are unaffected. Raises :class:`InputError` when the model cannot."""
+    if hasattr(type(model), "encoder"):
+        model.encoder  # noqa: B018 -- load the lazy text encoder once, on the model the copies share it with
+    grown = copy.copy(model)  # shares the read-only parts (histories, encoder, event text)
+    grown.item_map = copy.deepcopy(model.item_map)
+    grown.net = copy.deepcopy(model.net)  # add_items replaces its embeddings and buffers
+    grown.add_items(
+        pd.DataFrame(
+            {
+                "item_id": [i.item_id for i in items],
+                "title": [i.title for i in items],
+                "description": [i.description for i in items],
+                "categories": [i.categories or [] for i in items],
+            }
+        )
+    )
+    return grown
+
+
 class ModelHolder:
     def __init__(self, settings: Settings, store: EventStore):
         self.settings = settings
         self.store = store
-        self._reload_lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # reloads and catalogue additions, one at a time
         self.current: LoadedRun = self._load()
 
     def _load(self) -> LoadedRun:
@@ -139,7 +174,44 @@ class ModelHolder:
                 "%s: the catalogue has no item categories; no profiles, explanations or explore", run_dir
             )
         users = UserStates(user_state_capacity(run.model.n_items))
-        return LoadedRun(run, run_key, retriever, time.time(), interests, users)
+        loaded = LoadedRun(run, run_key, retriever, time.time(), interests, users)
+        if can_add_items(run.model):
+            # Items added to the store after the run was trained (POST /items) stay recommendable.
+            missing = [i for i in self.store.items() if i.item_id not in run.model.item_map]
+            if missing:
+                loaded = self._extended(loaded, missing)
+                log.info("added %d stored items the run was not trained on to its model", len(missing))
+        return loaded
+
+    def _extended(self, loaded: LoadedRun, items: list[Item]) -> LoadedRun:
+        """A new LoadedRun whose model also scores ``items``, with everything sized by the catalogue
+        rebuilt: the retriever (and ANN index), the interests, and an empty user-state cache."""
+        model = _with_items(loaded.run.model, items)
+        run = dataclasses.replace(loaded.run, model=model)
+        retriever = build_retriever(model, self.settings.ann_threshold, self.settings.ann_ef_search)
+        interests = (
+            loaded.interests.with_items(model, [i.categories for i in items]) if loaded.interests else None
+        )
+        users = UserStates(user_state_capacity(model.n_items))
+        return LoadedRun(run, loaded.run_key, retriever, loaded.loaded_at, interests, users)
+
+    def add_item(self, item: Item) -> bool:
+        """Make a stored item recommendable at once when the served model can score it by its text;
+        returns whether the served model knows the item. Requests running meanwhile finish on the
+        previous model; the swap is one reference assignment, as in :meth:`reload`."""
+        if not can_add_items(self.current.run.model):
+            return item.item_id in self.current.run.model.item_map
+        with self._reload_lock:
+            loaded = self.current
+            if item.item_id in loaded.run.model.item_map:
+                return True  # known already (a stored item's text is not re-encoded on update)
+            try:
+                extended = self._extended(loaded, [item])
+            except InputError as e:
+                log.warning("item %s stored but not added to the model: %s", item.item_id, e)
+                return False
+            self.current = extended
+            return True
 
     def reload(self) -> LoadedRun:
         """Load the run directory again (a newer run written there) and swap it in; requests already
@@ -159,7 +231,7 @@ class ModelHolder:
         """The user's stored history in the model's item indices, oldest first."""
         item_ids, times = self.store.history(user_id, self.settings.history_limit)
         idx = loaded.run.model.item_map.indices(item_ids)
-        known = idx >= 0  # items added after training are stored, but this model cannot score them
+        known = idx >= 0  # stored items this model cannot score (added after training, no item text)
         return History(idx[known], np.asarray(times, dtype=np.float64)[known])
 
     def user_state(self, user_id: str, loaded: LoadedRun) -> UserState:

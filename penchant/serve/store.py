@@ -177,6 +177,13 @@ class EventStore:
             return None
         return Item(row[0], row[1], row[2], _loads(row[3]), _loads(row[4]))
 
+    def items(self) -> list[Item]:
+        """The whole stored catalogue, in insertion order."""
+        rows = self.db.fetchall(
+            "SELECT item_id, title, description, categories, attributes FROM items ORDER BY updated_at, item_id"
+        )
+        return [Item(r[0], r[1], r[2], _loads(r[3]), _loads(r[4])) for r in rows]
+
     def count_items(self) -> int:
         return int(self.db.fetchone("SELECT COUNT(*) FROM items")[0])
 

@@ -53,9 +53,10 @@ def genres() -> list[str]:
 
 @pytest.fixture(scope="session")
 def transformer_run(tmp_path_factory, make_cycle_dataset) -> Path:
-    """The transformer on the cycle with genres: the run the interest endpoints and dashboard use."""
+    """The transformer on the cycle with genres: the run the interest endpoints and dashboard use.
+    ID-only, so items posted to /items stay unknown to it (``text_run`` is the one that adds them)."""
     directory = tmp_path_factory.mktemp("transformer-run")
-    model = InterestTransformer(TransformerConfig(**SMALL_TRANSFORMER))
+    model = InterestTransformer(TransformerConfig(**SMALL_TRANSFORMER, item_repr="id"))
     train_run(with_genres(make_cycle_dataset()), model, directory, Protocol(), progress=False)
     return directory
 
@@ -99,3 +100,41 @@ def serve(db_url):
     yield start
     for client in reversed(clients):
         client.__exit__(None, None, None)
+
+
+SCIFI = ["Star Voyager", "Galactic War", "Mars Colony", "Alien Invasion", "Robot Uprising", "Warp Drive"]
+ROMANCE = ["Love in Paris", "Wedding Season", "Summer Romance", "The Kiss", "Sweethearts", "First Date"]
+GENRE_TEXT = {
+    "s": "A science fiction adventure in outer space with spaceships and aliens.",
+    "r": "A romantic love story about a couple, a kiss and a wedding.",
+}
+
+
+def text_dataset(n_users: int = 30, length: int = 10, seed: int = 0) -> Dataset:
+    """Each user sticks to one genre (sci-fi for even users, romance for odd); items have titles,
+    descriptions and a category, so a text model can score new items and the service has interests."""
+    import numpy as np
+    import pandas as pd
+
+    rows = [(f"s{i}", t, GENRE_TEXT["s"], ["Sci-Fi"]) for i, t in enumerate(SCIFI)]
+    rows += [(f"r{i}", t, GENRE_TEXT["r"], ["Romance"]) for i, t in enumerate(ROMANCE)]
+    items = pd.DataFrame(rows, columns=["item_id", "title", "description", "categories"])
+    rng = np.random.default_rng(seed)
+    events = [
+        (f"u{u:02d}", f"{'s' if u % 2 == 0 else 'r'}{i}", 1_600_000_000 + 3600 * u + 60 * step)
+        for u in range(n_users)
+        for step, i in enumerate(rng.choice(len(SCIFI), size=length))
+    ]
+    frame = pd.DataFrame(events, columns=["user_id", "item_id", "timestamp"])
+    return Dataset.from_frames(frame, items, name="genres")
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory) -> Path:
+    """A text-only transformer (items scored by their encoded text): it can add items when serving."""
+    directory = tmp_path_factory.mktemp("text-run")
+    config = TransformerConfig(
+        item_repr="text", dim=32, layers=1, max_len=20, max_epochs=3, threads=1, seed=0
+    )
+    train_run(text_dataset(), InterestTransformer(config), directory, Protocol(), progress=False)
+    return directory

@@ -17,10 +17,14 @@ router = APIRouter(tags=["items"])
 )
 def put_item(services: ServicesDep, item: ItemIn, response: Response) -> ItemOut:
     """Add an item to the catalogue (201), or replace a stored item's fields (200). Events may name it
-    at once. A model trained before it existed cannot recommend it yet; see ``recommendable``."""
-    created = services.store.put_item(Item(item.item_id, item.title, item.description, item.categories))
+    at once. A served transformer with item text (item_repr "text" or "fused") scores a new item by
+    its text from this response on; other models cannot recommend it until retrained (see
+    ``recommendable``)."""
+    stored = Item(item.item_id, item.title, item.description, item.categories)
+    created = services.store.put_item(stored)
     if not created:
         response.status_code = 200
+    services.add_item(stored)
     return _out(services, services.store.get_item(item.item_id))
 
 
