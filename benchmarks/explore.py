@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault(
-    "OPENBLAS_NUM_THREADS", "1"
-)  # many tiny per-user matrix products: threads only add waits
+# Many tiny per-user matrix products: BLAS threads only add waits. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from penchant.data import load_ml100k  # noqa: E402
-from penchant.data.split import split  # noqa: E402
-from penchant.evaluate.beyond import aggregate_beyond, beyond_metrics, category_taxonomy  # noqa: E402
-from penchant.evaluate.metrics import catalogue_coverage  # noqa: E402
-from penchant.evaluate.ranking import score_lists, validator  # noqa: E402
-from penchant.evaluate.runs import machine  # noqa: E402
-from penchant.explore import (  # noqa: E402
+from penchant.data import load_ml100k
+from penchant.data.split import split
+from penchant.evaluate.beyond import aggregate_beyond, beyond_metrics, category_taxonomy
+from penchant.evaluate.metrics import catalogue_coverage
+from penchant.evaluate.ranking import score_lists, validator
+from penchant.evaluate.runs import machine
+from penchant.explore import (
     Bandit,
     Calibrated,
     Diversity,
@@ -40,7 +39,7 @@ from penchant.explore import (  # noqa: E402
     item_vectors_for,
     rerank_scores,
 )
-from penchant.models import model_class  # noqa: E402
+from penchant.models import model_class
 
 RESULTS = Path(__file__).parent / "results"
 KNOBS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)

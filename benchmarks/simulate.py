@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault(
-    "OPENBLAS_NUM_THREADS", "1"
-)  # many tiny per-user matrix products: threads only add waits
+# Many tiny per-user matrix products: BLAS threads only add waits. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from penchant.evaluate.runs import machine  # noqa: E402
-from penchant.explore import (  # noqa: E402
+from penchant.evaluate.runs import machine
+from penchant.explore import (
     Bandit,
     Calibrated,
     Diversity,
@@ -37,7 +36,7 @@ from penchant.explore import (  # noqa: E402
     NovelInterest,
     NovelInterestConfig,
 )
-from penchant.explore.simulator import SimulatorConfig, World, make_world, simulate  # noqa: E402
+from penchant.explore.simulator import SimulatorConfig, World, make_world, simulate
 
 RESULTS = Path(__file__).parent / "results"
 KNOBS = (0.2, 0.5)

@@ -189,9 +189,6 @@ class Dataset:
             return [None] * self.n_items
         return [None if pd.isna(t) else str(t) for t in self.items["title"]]
 
-    def subset_events(self, mask: np.ndarray | pd.Series) -> pd.DataFrame:
-        return self.events[np.asarray(mask)]
-
     def summary(self) -> dict:
         return {
             "name": self.name,

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from penchant.data.dataset import Dataset, History, IdMap
+from penchant.data.dataset import Dataset, History, IdMap, items_to_indices
 from penchant.errors import InputError
 from penchant.models.topk import PAD, topk_indices
 
@@ -158,9 +158,7 @@ class Recommender(ABC):
 
     def _history_from_ids(self, item_ids: Sequence[str]) -> History:
         self._require_fitted()
-        idx = self.item_map.indices(item_ids)
-        if (idx < 0).any():
-            raise InputError(f"history: unknown item_id '{item_ids[int(np.flatnonzero(idx < 0)[0])]}'")
+        idx = items_to_indices(self.item_map, item_ids, source="history")
         # Without timestamps, space the events one minute apart ending now.
         now = time.time()
         return History(idx, now - 60.0 * np.arange(len(idx))[::-1])

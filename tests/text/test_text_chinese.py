@@ -4,8 +4,6 @@ score never-seen items by their Chinese text, and profile a user over topics fou
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pandas as pd
 import pytest
 
 from penchant.evaluate.runs import load_run
+from tests.clitools import penchant
 
 SCIFI = [
     "星际穿越",
@@ -48,12 +47,6 @@ ABOUT = {
 }
 COLD = ("s10", "s11", "r10", "r11")  # in the catalogue, never in any event
 SMALL = '{"dim": 32, "layers": 1, "max_len": 20, "max_epochs": 12, "lr": 0.003, "threads": 1}'
-
-
-def penchant(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "penchant", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,13 @@ protocol with its random baseline, and `penchant items add`."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.clitools import assert_one_line_error, penchant
 
 GENRES = {
     "s": "Science fiction in outer space with spaceships and aliens.",
@@ -24,18 +24,6 @@ SMALL = (
     '{"dim": 32, "layers": 1, "max_len": 20, "max_epochs": 12, "lr": 0.003, "threads": 1, '
     '"item_repr": "text"}'
 )
-
-
-def penchant(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "penchant", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +112,9 @@ def test_cold_start_evaluation_beats_its_random_baseline(cold_run):
 
 
 def test_evaluating_under_another_protocol_is_refused(cold_run):
-    one_line_error(penchant("evaluate", "--run", str(cold_run), "--protocol", "leave-one-out"), "cold-start")
+    assert_one_line_error(
+        penchant("evaluate", "--run", str(cold_run), "--protocol", "leave-one-out"), "cold-start"
+    )
 
 
 def test_items_add_makes_new_items_recommendable_without_retraining(cold_run, files, tmp_path):
@@ -155,7 +145,7 @@ def test_items_add_makes_new_items_recommendable_without_retraining(cold_run, fi
     order = [r["item_id"] for r in recs]
     assert order.index("s-new") < order.index("r-new"), order  # u000 watches science fiction
     assert {r["title"] for r in recs} >= {"Rocket to Jupiter", "Love Letters"}
-    one_line_error(
+    assert_one_line_error(
         penchant("items", "add", "--run", str(run), "--items", str(files["new"]), "--item-col", "item"),
         "'s-new' is already in the model's catalogue",
     )
@@ -172,5 +162,5 @@ def test_text_encoder_mistakes_are_one_line_errors(files, tmp_path):
         "--out",
         str(tmp_path / "x"),
     ]
-    one_line_error(penchant(*common, "--text-encoder", "gpt-17"), "gpt-17")
-    one_line_error(penchant(*common, "--text-encoder", "minilm", "--model", "ease"), "uses no text")
+    assert_one_line_error(penchant(*common, "--text-encoder", "gpt-17"), "gpt-17")
+    assert_one_line_error(penchant(*common, "--text-encoder", "minilm", "--model", "ease"), "uses no text")
