@@ -171,7 +171,9 @@ def test_same_seed_gives_identical_recommendations(model_class, cycle_dataset):
 def test_loss_goes_down(fitted):
     losses = fitted.fit_stats.losses
     if not losses:
-        pytest.skip(f"{fitted.name} has no training loss")
+        # Only closed-form models (no torch network) may train without a loss curve.
+        assert not hasattr(fitted, "net"), f"{fitted.name} trains a network but recorded no losses"
+        return
     assert len(losses) == fitted.fit_stats.epochs >= 2
     assert all(np.isfinite(losses))
     assert losses[-1] < losses[0]
