@@ -4,9 +4,11 @@
     .venv/bin/python benchmarks/text.py --part default     # or one part per process, then:
     .venv/bin/python benchmarks/text.py --part cold-start
     .venv/bin/python benchmarks/text.py --report           # merge the parts into text.md / text.json
+    .venv/bin/python benchmarks/text.py --part default --reprs fused --seeds 42 1 2 --append   # more seeds
 
 * default protocol (leave-one-out by time, full-catalogue ranking; seen items not excluded, and
-  excluded): the bar is fused NDCG@10 >= ID-only NDCG@10;
+  excluded): the bar is fused NDCG@10 >= ID-only NDCG@10, compared as means over the training
+  seeds both were run with (``--seeds``; seed-to-seed spread is reported beside them);
 * cold-start protocol (10% of the items with events held out of training entirely, seed 0; the
   target is each user's first event on a held-out item; full-catalogue ranking): the bar is a
   text-based model's HR@10 >= 5x the random baseline (mean of 20 seeded random rankings), with the
@@ -39,6 +41,7 @@ RESULTS = Path(__file__).parent / "results"
 TEMPLATE = "{title}, {year}. {categories}."
 REPRS = ("id", "text", "fused")
 KS = (5, 10, 20)
+DEFAULTS = TransformerConfig()
 RANDOM_DRAWS = 20
 
 
@@ -47,17 +50,26 @@ def run_part(
     max_seconds: float,
     threads: int,
     reprs: tuple[str, ...] = REPRS,
-    id_dropout: float | None = None,
+    seeds: tuple[int, ...] = (42,),
+    overrides: dict | None = None,
 ) -> dict:
     dataset = load_ml100k()
     protocol = Protocol() if part == "default" else Protocol(name="cold-start")
     parts = split(dataset, protocol)
     load_before = os.getloadavg()
     rows = []
-    for item_repr in reprs:
-        extra = {} if id_dropout is None else {"id_dropout": id_dropout}
+    overrides = overrides or {}
+    label = "".join(
+        f", {k} {v:g}" if isinstance(v, float | int) else f", {k} {v}" for k, v in overrides.items()
+    )
+    for item_repr, seed in ((r, s) for r in reprs for s in seeds):
         config = TransformerConfig(
-            item_repr=item_repr, text_template=TEMPLATE, max_seconds=max_seconds, threads=threads, **extra
+            item_repr=item_repr,
+            text_template=TEMPLATE,
+            max_seconds=max_seconds,
+            threads=threads,
+            seed=seed,
+            **overrides,
         )
         model = InterestTransformer(config)
         started = time.perf_counter()
@@ -65,8 +77,10 @@ def run_part(
         seconds = time.perf_counter() - started
         rows.append(
             {
-                "model": f"transformer ({item_repr}" + (f", id_dropout {id_dropout:g})" if extra else ")"),
+                "model": f"transformer ({item_repr}{label})",
                 "item_repr": item_repr,
+                "overrides": overrides,
+                "seed": seed,
                 "max_seconds": max_seconds,
                 "train_seconds": round(seconds, 1),
                 "epochs": model.fit_stats.epochs,
@@ -114,22 +128,42 @@ def _random(dataset, parts, exclude_seen: bool) -> dict:
     return {name: float(np.mean([d[name] for d in draws])) for name in draws[0]}
 
 
+def seed_means(results: list[dict]) -> list[dict]:
+    """One row per (model, budget): metric means and standard deviations over its training seeds."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["model"], r["max_seconds"]), []).append(r)
+    out = []
+    for (model, budget), rows in groups.items():
+        row = {"model": model, "item_repr": rows[0]["item_repr"], "overrides": rows[0].get("overrides", {})}
+        row |= {"max_seconds": budget, "seeds": [r.get("seed", 42) for r in rows]}
+        for setting in ("metrics", "metrics_exclude_seen"):
+            for name in ("ndcg@10", "hr@10"):
+                values = [r[setting][name] for r in rows]
+                row[f"{setting}:{name}"] = (float(np.mean(values)), float(np.std(values)))
+        out.append(row)
+    return out
+
+
 def bars(default: dict | None, cold: dict | None) -> dict:
     out = {}
     if default:
-        # Compared at equal training budgets only.
-        for budget in sorted({r["max_seconds"] for r in default["results"]}):
-            by = {
-                r["item_repr"]: r
-                for r in default["results"]
-                if r["max_seconds"] == budget and "id_dropout" not in r["model"]
-            }
-            if "fused" in by and "id" in by:
+        # Compared at equal training budgets, as means over the seeds both models were trained with.
+        plain = [r for r in default["results"] if not r.get("overrides")]
+        for budget in sorted({r["max_seconds"] for r in plain}):
+            by: dict[str, dict[int, float]] = {}
+            for r in plain:
+                if r["max_seconds"] == budget:
+                    by.setdefault(r["item_repr"], {})[r.get("seed", 42)] = r["metrics"]["ndcg@10"]
+            seeds = sorted(set(by.get("fused", {})) & set(by.get("id", {})))
+            if seeds:
                 name = (
-                    "fused NDCG@10 >= ID-only NDCG@10 "
-                    f"(default protocol, seen not excluded, {budget:g} s budget)"
+                    "fused NDCG@10 >= ID-only NDCG@10 (default protocol, seen not excluded, "
+                    f"{budget:g} s budget, mean over seeds {', '.join(map(str, seeds))})"
                 )
-                out[name] = by["fused"]["metrics"]["ndcg@10"] >= by["id"]["metrics"]["ndcg@10"]
+                out[name] = bool(
+                    np.mean([by["fused"][s] for s in seeds]) >= np.mean([by["id"][s] for s in seeds])
+                )
     if cold:
         for setting in ("metrics", "metrics_exclude_seen"):
             chance = cold["baseline"][setting]["hr@10"]
@@ -153,7 +187,9 @@ def markdown(report: dict) -> str:
         "",
         f"Item text: `{TEMPLATE}` (title, year, genres) encoded by all-MiniLM-L6-v2. "
         "`id`: learned ID embeddings only; `text`: a linear projection of the frozen text embedding only; "
-        "`fused`: their sum (ID part masked for items with no training events, ID dropout 0.1).",
+        "`fused`: their sum (ID part masked for items with no training events, ID dropout "
+        f"{DEFAULTS.id_dropout:g}, the text projection learning at {DEFAULTS.text_lr_scale:g} x the base "
+        "rate unless the model name says otherwise).",
         "",
     ]
     for key, title in (("default", "Default protocol"), ("cold-start", "Cold-start protocol")):
@@ -169,9 +205,9 @@ def markdown(report: dict) -> str:
         lines += [f"- {note}" for note in part["split_notes"]]
         lines += [
             "",
-            "| model | NDCG@10 | HR@10 | MRR@10 | NDCG@10 (seen excl.) | HR@10 (seen excl.) "
+            "| model | seed | NDCG@10 | HR@10 | MRR@10 | NDCG@10 (seen excl.) | HR@10 (seen excl.) "
             "| budget s | train s | epochs (best) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         rows = list(part["results"])
         if "baseline" in part:
@@ -183,13 +219,14 @@ def markdown(report: dict) -> str:
                     "train_seconds": "",
                     "epochs": "",
                     "best_epoch": "",
+                    "seed": "",
                 }
             )
         for r in rows:
             a, b = r["metrics"], r["metrics_exclude_seen"]
             epochs = f"{r['epochs']} ({r['best_epoch']})" if r["epochs"] != "" else ""
             lines.append(
-                f"| {r['model']} | {a['ndcg@10']:.4f} | {a['hr@10']:.4f} | {a['mrr@10']:.4f} | "
+                f"| {r['model']} | {r.get('seed', 42)} | {a['ndcg@10']:.4f} | {a['hr@10']:.4f} | {a['mrr@10']:.4f} | "
                 f"{b['ndcg@10']:.4f} | {b['hr@10']:.4f} | {r['max_seconds']} | {r['train_seconds']} "
                 f"| {epochs} |"
             )
@@ -204,6 +241,27 @@ def markdown(report: dict) -> str:
                     for r in part["results"]
                 )
                 lines += ["", f"HR@10 relative to random, {seen}: {ratios}."]
+        means = seed_means(part["results"])
+        if any(len(m["seeds"]) > 1 for m in means):
+            lines += [
+                "",
+                "Mean ± standard deviation over training seeds:",
+                "",
+                "| model | seeds | NDCG@10 | HR@10 | NDCG@10 (seen excl.) | HR@10 (seen excl.) | budget s |",
+                "|---|---|---:|---:|---:|---:|---:|",
+            ]
+            for m in means:
+                cells = " | ".join(
+                    f"{m[key][0]:.4f} ± {m[key][1]:.4f}"
+                    for key in (
+                        "metrics:ndcg@10",
+                        "metrics:hr@10",
+                        "metrics_exclude_seen:ndcg@10",
+                        "metrics_exclude_seen:hr@10",
+                    )
+                )
+                seeds = ", ".join(map(str, m["seeds"]))
+                lines.append(f"| {m['model']} | {seeds} | {cells} | {m['max_seconds']:g} |")
         lines.append("")
     lines += ["## Bar", ""] + [
         f"- {name}: {'met' if ok else 'NOT met'}" for name, ok in report["bar"].items()
@@ -225,22 +283,32 @@ def main() -> None:
     )
     parser.add_argument("--append", action="store_true", help="add these rows to the part's saved results")
     parser.add_argument(
-        "--id-dropout", type=float, help="override the fused model's id_dropout (default 0.1)"
+        "--seeds", nargs="+", type=int, default=[42], help="training seeds, one model per seed (default 42)"
+    )
+    parser.add_argument(
+        "--config",
+        type=json.loads,
+        default={},
+        help="transformer settings to override, as JSON, e.g. '{\"text_lr_scale\": 1.0}' (named in the rows)",
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report:
         torch.set_num_threads(args.threads)
         for part in ("default", "cold-start") if args.part == "all" else (args.part,):
-            result = run_part(part, args.max_seconds, args.threads, tuple(args.reprs), args.id_dropout)
+            result = run_part(
+                part, args.max_seconds, args.threads, tuple(args.reprs), tuple(args.seeds), args.config
+            )
             command = (
                 f"python benchmarks/text.py --part {part} --max-seconds {args.max_seconds:g} "
                 f"--threads {args.threads}"
             )
             if args.reprs != list(REPRS):
                 command += " --reprs " + " ".join(args.reprs)
-            if args.id_dropout is not None:
-                command += f" --id-dropout {args.id_dropout:g}"
+            if args.seeds != [42]:
+                command += " --seeds " + " ".join(map(str, args.seeds))
+            if args.config:
+                command += f" --config '{json.dumps(args.config)}'"
             path = args.out / f"text.{part}.json"
             # Parts appended by processes running side by side: lock the results folder meanwhile.
             folder = os.open(args.out, os.O_RDONLY)
@@ -268,7 +336,7 @@ def main() -> None:
         "machine": machine(),
         "threads": args.threads,
         "load": "; ".join(
-            f"{k} {r['item_repr']} {r['max_seconds']:g} s: {r['load_average']['before']} -> "
+            f"{k} {r['model']} seed {r.get('seed', 42)} {r['max_seconds']:g} s: {r['load_average']['before']} -> "
             f"{r['load_average']['after']}"
             for k, p in parts.items()
             for r in p["results"]

@@ -80,7 +80,7 @@ class InterestTransformer(Recommender):
         )
         # Items never trained on keep no ID embedding: they are scored by their text alone.
         self.net.known = torch.from_numpy(np.concatenate([[True], self.popularity > 0]))
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(self._param_groups(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         histories = list(dataset.histories(train_events).values())
         index = self.event_index if self.uses_event_text else None
 
@@ -100,6 +100,17 @@ class InterestTransformer(Recommender):
         settings = LoopSettings(cfg.max_epochs, cfg.patience, cfg.max_seconds, progress, desc="transformer")
         stats = run_training(self.net, run_epoch, (lambda: validate(self)) if validate else None, settings)
         self.fit_stats = stats
+
+    def _param_groups(self) -> list[dict]:
+        """The optimiser's parameter groups: in the fused model the shared text projection learns at
+        ``text_lr_scale`` times the base rate, everything else at the base rate."""
+        named = list(self.net.named_parameters())
+        slow = [p for n, p in named if self.item_repr == "fused" and n.startswith("text_proj.")]
+        rest = [p for n, p in named if not any(p is q for q in slow)]
+        groups = [{"params": rest}]
+        if slow:
+            groups.append({"params": slow, "lr": self.config.lr * self.config.text_lr_scale})
+        return groups
 
     def _resolve_item_repr(self, dataset: Dataset) -> str:
         wanted = self.config.item_repr

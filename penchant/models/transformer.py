@@ -58,12 +58,18 @@ class TransformerConfig(ModelConfig):
     text_template: str = "{title}. {categories}. {description}"  # item text, see penchant.text.item_texts
     event_text: bool = True  # add encoded event text (reviews, queries) to its position's input
     id_dropout: float = 0.1  # share of warm items whose ID part is masked per batch (text modes only)
+    # Fused only: the text projection's learning rate relative to ``lr``. The projection is shared by
+    # every item, so at the full rate it outruns the per-item ID embeddings and the model settles on
+    # a text-driven optimum below the ID-only one (benchmarks/results/text.md has the ml-100k runs).
+    text_lr_scale: float = 0.03
 
     def __post_init__(self) -> None:
         if self.item_repr not in ITEM_REPRS:
             raise InputError(f"item_repr must be one of {', '.join(ITEM_REPRS)}, got '{self.item_repr}'")
         if not 0.0 <= self.id_dropout < 1.0:
             raise InputError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        if self.text_lr_scale <= 0:
+            raise InputError(f"text_lr_scale must be > 0, got {self.text_lr_scale}")
 
 
 ITEM_REPRS = ("auto", "id", "text", "fused")

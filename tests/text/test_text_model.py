@@ -114,6 +114,18 @@ def test_cold_items_are_ranked_by_their_text(fused, genres):
     assert bool(fused.net.known[fused.item_map.index("s0") + 1])
 
 
+def test_fused_text_projection_learns_at_its_own_rate(fused, genres):
+    groups = fused._param_groups()
+    assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(fused.config.lr * fused.config.text_lr_scale)
+    assert [id(p) for p in groups[1]["params"]] == [id(fused.net.text_proj.weight)]
+    assert sum(len(g["params"]) for g in groups) == len(list(fused.net.parameters()))
+    # The text-only model has nothing else to learn items with: its projection keeps the full rate.
+    text_only = InterestTransformer(config(item_repr="text", max_epochs=1)).fit(genres, progress=False)
+    assert len(text_only._param_groups()) == 1
+    with pytest.raises(InputError, match="text_lr_scale"):
+        TransformerConfig(text_lr_scale=0)
+
+
 def test_id_only_model_cannot_tell_cold_items_apart(genres):
     model = InterestTransformer(config(item_repr="id")).fit(genres, progress=False)
     np.testing.assert_allclose(cold_margin(model, genres), 0.0, atol=1e-6)
