@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     dataset = load_ml100k()
+    load_before = os.getloadavg()
     started = time.perf_counter()
     parts, results = compare(dataset, [InterestTransformer(), EASE(), Popularity()], ks=KS)
     transformer = results[0]
@@ -83,6 +85,10 @@ def main() -> None:
         "peers": PEERS,
         "bar": {"target": BAR, "met": bar},
         "wall_seconds": round(time.perf_counter() - started, 1),
+        "load_average": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ml100k.json").write_text(json.dumps(report, indent=2))
@@ -98,7 +104,9 @@ def markdown(report: dict) -> str:
         f"Produced by `{report['command']}` on {report['date']}.",
         "",
         f"- machine: {m['platform']}, {m['processor']}, {m['cpu_count']} cores; torch {m['torch']} with "
-        f"{report['threads']} threads; Python {m['python']}",
+        f"{report['threads']} threads; Python {m['python']}; 1/5/15-minute load averages "
+        f"{report['load_average']['before']} before, {report['load_average']['after']} after (training is "
+        "wall-clock budgeted, so a busy machine lowers accuracy as well as speed)",
         f"- data: MovieLens-100k, {report['dataset']['n_events']} events, {report['dataset']['n_users']} users, "
         f"{report['dataset']['n_items']} items; {report['n_test_users']} test users",
         f"- protocol: {report['protocol']['name']} ({report['protocol']['description']}); ranking over the "

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from penchant.data.dataset import Dataset, History
+from penchant.data.dataset import History
 from penchant.errors import InputError
-from penchant.evaluate.beyond import category_taxonomy
 from penchant.evaluate.runs import Run
 from penchant.explore import (
     Bandit,
@@ -22,28 +21,22 @@ from penchant.explore import (
     Policy,
     item_vectors_for,
 )
-from penchant.models.base import Recommender
 
 POLICIES = ("diversity", "calibrated", "novel-interest", "bandit")
 
 out = Console()
 
 
-def build_policy(
-    name: str, model: Recommender, dataset: Dataset, train_histories: Sequence[History]
-) -> Policy:
-    """The named policy over a model, with interests from the catalogue's categories.
+def build_policy(name: str, run: Run, train_histories: Sequence[History]) -> Policy:
+    """The named policy over a run's model, with the run's interests (categories, else text topics).
 
     ``train_histories`` are what the policy may learn from (interest transitions, co-occurrence
     vectors): the training split when evaluating, every known history when recommending.
     """
     if name not in POLICIES:
         raise InputError(f"unknown policy '{name}' (available: {', '.join(POLICIES)})")
-    taxonomy = category_taxonomy(dataset)
-    if taxonomy is None:
-        raise InputError(
-            f"{dataset.name}: exploration policies need item categories, and the catalogue has none"
-        )
+    taxonomy = run.taxonomy()
+    model = run.model
     if name == "calibrated":
         return Calibrated(taxonomy)
     if name == "bandit":
@@ -66,13 +59,13 @@ def evaluation_policy(args: argparse.Namespace, run: Run) -> Policy:
     """The policy ``penchant evaluate`` asked for, learning only from the run's training split."""
     _check_args(args)
     train = list(run.dataset.histories(run.split().train).values())
-    return build_policy(args.policy, run.model, run.dataset, train)
+    return build_policy(args.policy, run, train)
 
 
 def recommend(args: argparse.Namespace, run: Run) -> list[dict]:
     """Top-k of a run's model re-ranked by ``args.policy`` at ``args.explore``, with roles and interests."""
     _check_args(args)
-    policy = build_policy(args.policy, run.model, run.dataset, list(run.model.histories.values()))
+    policy = build_policy(args.policy, run, list(run.model.histories.values()))
     recs = Explorer(run.model, policy).recommend(
         args.user, k=args.k, explore=args.explore, exclude_seen=args.exclude_seen
     )

@@ -10,20 +10,13 @@ from rich.table import Table
 from penchant.cli.main import print_json
 from penchant.errors import InputError
 from penchant.evaluate.next_interest import evaluate_next_interest
-from penchant.evaluate.runs import Run, load_run
+from penchant.evaluate.runs import load_run
 from penchant.explain import explain as explain_item
-from penchant.interests import LLMSettings, ProfileConfig, Taxonomy, build_profile, narrate
+from penchant.interests import LLMSettings, ProfileConfig, build_profile, narrate
 from penchant.interests.plot import plot_profile
 
 err = Console(stderr=True)
 out = Console()
-
-
-def _taxonomy(run: Run, n_topics: int | None = None) -> Taxonomy:
-    # Topics (for catalogues without categories) use the run's own text encoder when it has one, so a
-    # Chinese catalogue trained with the multilingual encoder is clustered by it too.
-    encoder = getattr(run.model.config, "text_encoder", None) or "minilm"
-    return Taxonomy.for_dataset(run.dataset, n_topics=n_topics, encoder=encoder)
 
 
 def profile(args: argparse.Namespace) -> int:
@@ -33,7 +26,7 @@ def profile(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     history = run.model.history_of(args.user)  # an unknown user is an InputError before any real work
     result = narrate(
-        build_profile(args.user, history, _taxonomy(run, args.topics), config), LLMSettings.from_env()
+        build_profile(args.user, history, run.taxonomy(args.topics), config), LLMSettings.from_env()
     )
     if args.plot:
         plot_profile(result, args.plot)
@@ -66,7 +59,7 @@ def profile(args: argparse.Namespace) -> int:
 def explain(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     run.model.history_of(args.user)  # unknown user: one-line error before building the taxonomy
-    result = explain_item(run.model, _taxonomy(run, args.topics), args.item, user_id=args.user, top=args.top)
+    result = explain_item(run.model, run.taxonomy(args.topics), args.item, user_id=args.user, top=args.top)
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -105,7 +98,7 @@ def evaluate_next(args: argparse.Namespace) -> int:
             "--task next-interest scores the model's own next-item distribution; "
             "--policy and --explore do not apply to it"
         )
-    taxonomy = _taxonomy(run)
+    taxonomy = run.taxonomy()
     ks = args.k or [1, 3, 5]
     result = evaluate_next_interest(
         run.model, taxonomy, run.split().test, run.protocol, ks, args.exclude_seen

@@ -25,6 +25,7 @@ from penchant.errors import InputError
 from penchant.evaluate.beyond import category_taxonomy, evaluate_with_policy
 from penchant.evaluate.ranking import RandomScores, evaluate, validator
 from penchant.explore.policies import Policy
+from penchant.interests.taxonomy import Taxonomy
 from penchant.models import ModelConfig, Recommender, load_model
 
 
@@ -38,6 +39,13 @@ class Run:
 
     def split(self) -> Split:
         return split(self.dataset, self.protocol)
+
+    def taxonomy(self, n_topics: int | None = None) -> Taxonomy:
+        """The run's interests: the catalogue's categories, otherwise topics clustered from the item
+        text by the run's own text encoder (a Chinese catalogue trained with the multilingual encoder
+        is clustered by it too). InputError when the catalogue has neither."""
+        encoder = getattr(self.model.config, "text_encoder", None) or "minilm"
+        return Taxonomy.for_dataset(self.dataset, n_topics=n_topics, encoder=encoder)
 
 
 def train(
@@ -123,9 +131,10 @@ def evaluate_run(
     explore: float = 0.0,
 ) -> dict:
     """Test-set metrics of a run under its own protocol, re-ranked by ``policy`` when one is given;
-    beyond-accuracy metrics too when the catalogue has categories."""
+    beyond-accuracy metrics too when the catalogue has categories (or, with a policy, text topics:
+    the interests the policy works with)."""
     parts = run.split()
-    taxonomy = category_taxonomy(run.dataset)
+    taxonomy = category_taxonomy(run.dataset) if policy is None else run.taxonomy()
 
     def score(model: Recommender) -> dict:
         if policy is None and taxonomy is None:

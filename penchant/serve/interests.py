@@ -1,9 +1,10 @@
 """The per-run objects behind profiles, explanations and exploration, built once when a run loads.
 
-Interests come from the catalogue's item categories. A catalogue without categories gets no
-interests in the service (``penchant profile`` can cluster item text into topics instead, but that
-loads a text encoder, which the service does not do at start-up): the three capabilities then answer
-409 with the reason, and recommendations without a policy are unaffected.
+Interests come from the catalogue's item categories, or, in a catalogue without categories, from
+topics clustered from the item text (as ``penchant profile`` finds them: the run's text encoder is
+loaded once at start-up and the embeddings come from the on-disk cache after the first time). A
+catalogue with neither gets no interests: the three capabilities then answer 409 with the reason,
+and recommendations without a policy are unaffected.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from enum import StrEnum
 import numpy as np
 
 from penchant.data.dataset import History
-from penchant.evaluate.beyond import category_taxonomy
+from penchant.errors import InputError
 from penchant.evaluate.runs import Run
 from penchant.explain import Explanation, explain
 from penchant.explore import (
@@ -64,9 +65,10 @@ class RunInterests:
 
     @classmethod
     def build(cls, run: Run) -> RunInterests | None:
-        """None when the catalogue has no categories to take interests from."""
-        taxonomy = category_taxonomy(run.dataset)
-        if taxonomy is None:
+        """None when the catalogue has neither categories nor text to take interests from."""
+        try:
+            taxonomy = run.taxonomy()
+        except InputError:
             return None
         model = run.model
         histories = list(model.histories.values())

@@ -171,7 +171,9 @@ class ModelHolder:
         interests = RunInterests.build(run)
         if interests is None:
             log.warning(
-                "%s: the catalogue has no item categories; no profiles, explanations or explore", run_dir
+                "%s: the catalogue has neither item categories nor item text; no profiles, explanations "
+                "or explore",
+                run_dir,
             )
         users = UserStates(user_state_capacity(run.model.n_items))
         loaded = LoadedRun(run, run_key, retriever, time.time(), interests, users)
@@ -344,7 +346,7 @@ class ModelHolder:
 def _interests(loaded: LoadedRun) -> RunInterests:
     if loaded.interests is None:
         raise NoInterests(
-            f"the served run ({loaded.model_name}) has no item categories, so no interests: "
-            "profiles, explanations and policies need a catalogue with categories"
+            f"the served run ({loaded.model_name}) has neither item categories nor item text, so no "
+            "interests: profiles, explanations and policies need a catalogue with categories or text"
         )
     return loaded.interests

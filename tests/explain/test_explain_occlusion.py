@@ -105,7 +105,7 @@ def test_faithfulness_on_the_linear_model(linear_setup):
 def test_on_a_trained_transformer_the_last_item_drives_the_next_one(cycle_dataset):
     # In the cycle, m{i+1} follows m{i}: the model's recommendation must rest on the last item.
     model = InterestTransformer(
-        TransformerConfig(dim=32, max_len=20, batch_size=32, threads=1, lr=3e-3, max_epochs=10, seed=0)
+        TransformerConfig(dim=32, max_len=20, batch_size=32, threads=1, lr=3e-3, max_epochs=20, seed=0)
     )
     model.fit(cycle_dataset, split(cycle_dataset).train, progress=False)
     groups = [int(i[1:]) // 5 for i in model.item_map.ids]  # 4 interests of 5 consecutive cycle items

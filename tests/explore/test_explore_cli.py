@@ -84,3 +84,34 @@ def test_bad_exploration_arguments_end_in_one_line(run_dir, args, message, capsy
     assert main(["recommend", "--run", run_dir, "--user", "u000", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+@pytest.fixture(scope="module")
+def plain_runs(tmp_path_factory, make_cycle_dataset) -> dict[str, str]:
+    """EASE runs on catalogues without categories: one with item text (two kinds of title), one of
+    bare IDs."""
+    data = make_cycle_dataset(n_users=40, n_items=16)
+    events = data.events[["user_id", "item_id", "timestamp"]]
+    items = data.items.reset_index()[["item_id"]]
+    items["title"] = [
+        f"A space adventure with aliens and starships, part {int(i[1:])}"
+        if int(i[1:]) < 8
+        else f"A love story about a wedding in Paris, part {int(i[1:])}"
+        for i in items["item_id"]
+    ]
+    runs = {}
+    for name, catalogue in (("text", items), ("bare", None)):
+        out = tmp_path_factory.mktemp(f"explore-{name}") / "run"
+        train_run(Dataset.from_frames(events, catalogue, name=name), EASE(), out, progress=False)
+        runs[name] = str(out)
+    return runs
+
+
+def test_policies_work_with_text_topics_when_there_are_no_categories(plain_runs, capsys):
+    args = ["--user", "u000", "-k", "5", "--policy", "calibrated", "--explore", "0.4", "--json"]
+    assert main(["recommend", "--run", plain_runs["text"], *args]) == 0
+    items = json.loads(capsys.readouterr().out)
+    assert len(items) == 5 and all(i["interest"] for i in items)
+    assert main(["recommend", "--run", plain_runs["bare"], *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "neither categories nor text" in err[0]

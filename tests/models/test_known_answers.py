@@ -14,7 +14,7 @@ from penchant.models.training import LoopSettings, run_training
 
 
 def small_transformer(**overrides) -> InterestTransformer:
-    settings = dict(dim=32, max_len=20, batch_size=32, threads=1, lr=3e-3, max_epochs=10, seed=0)
+    settings = dict(dim=32, max_len=20, batch_size=32, threads=1, lr=3e-3, max_epochs=20, seed=0)
     return InterestTransformer(TransformerConfig(**{**settings, **overrides}))
 
 

@@ -138,3 +138,15 @@ def text_run(tmp_path_factory) -> Path:
     )
     train_run(text_dataset(), InterestTransformer(config), directory, Protocol(), progress=False)
     return directory
+
+
+@pytest.fixture(scope="session")
+def topics_run(tmp_path_factory) -> Path:
+    """EASE on the sci-fi/romance catalogue with titles and descriptions but no categories: the
+    service's interests are topics clustered from the item text."""
+    directory = tmp_path_factory.mktemp("topics-run")
+    data = text_dataset()
+    items = data.items.reset_index().drop(columns="categories")
+    plain = Dataset.from_frames(data.events[["user_id", "item_id", "timestamp"]].copy(), items, name="plain")
+    train_run(plain, EASE(), directory, Protocol(), progress=False)
+    return directory

@@ -1,12 +1,16 @@
 """Profiles, explanations and the explore knob over HTTP, on SQLite and PostgreSQL: each answers from
 the user's current stored history, and matches the library called directly on the same history."""
 
+from pathlib import Path
+
 import pytest
 
-from penchant.data.dataset import History
-from penchant.evaluate.runs import load_run
+from penchant.data.dataset import Dataset, History
+from penchant.data.split import Protocol
+from penchant.evaluate.runs import load_run, train_run
 from penchant.explain import explain
 from penchant.interests import Taxonomy, build_profile
+from penchant.models import EASE
 from penchant.serve.db import Database
 from penchant.serve.keys import Scope, create_key
 
@@ -162,16 +166,45 @@ def test_unknown_users_and_items_are_404_in_words(serve, transformer_run):
     assert fresh.status_code == 200 and len(fresh.json()["items"]) == 3
 
 
-def test_a_run_without_categories_says_so(serve, ease_run):
-    client = serve(ease_run)
+@pytest.fixture(scope="module")
+def bare_run(tmp_path_factory, cycle_dataset) -> Path:
+    """EASE on the cycle with a catalogue of bare IDs: no categories and no text."""
+    directory = tmp_path_factory.mktemp("bare-run")
+    bare = Dataset.from_frames(cycle_dataset.events[["user_id", "item_id", "timestamp"]].copy(), name="bare")
+    train_run(bare, EASE(), directory, Protocol(), progress=False)
+    return directory
+
+
+def test_a_run_without_categories_or_text_says_so(serve, bare_run):
+    client = serve(bare_run)
     for path in (
         "/users/u000/profile",
         "/users/u000/recommendations/m01/explanation",
         "/users/u000/recommendations?policy=calibrated",
     ):
         answer = client.get(path)
-        assert answer.status_code == 409 and "no item categories" in answer.json()["detail"], path
+        assert (
+            answer.status_code == 409 and "neither item categories nor item text" in answer.json()["detail"]
+        )
     assert client.get("/users/u000/recommendations").status_code == 200
+
+
+def test_a_run_without_categories_serves_text_topics(serve, topics_run):
+    # The same topics as `penchant profile` finds: the profile matches the library's on the same run.
+    client = serve(topics_run)
+    run = load_run(topics_run)
+    taxonomy = run.taxonomy()
+    assert taxonomy.n_interests >= 2
+    tops = {}
+    for user in ("u00", "u01"):  # a sci-fi fan and a romantic
+        answer = client.get(f"/users/{user}/profile")
+        assert answer.status_code == 200, answer.text
+        expected = build_profile(user, run.model.history_of(user), taxonomy)
+        assert [w["interest"] for w in answer.json()["long_term"]] == [w.interest for w in expected.long_term]
+        tops[user] = answer.json()["long_term"][0]["interest"]
+    assert tops["u00"] != tops["u01"]
+    explored = client.get("/users/u00/recommendations?k=4&policy=calibrated&explore=0.5")
+    assert explored.status_code == 200 and all(i["interest"] for i in explored.json()["items"])
 
 
 def test_reads_need_a_read_key(serve, transformer_run, db_url):
