@@ -43,8 +43,13 @@ benchmark: install
 	$(PY) benchmarks/run.py
 
 # Item text in the transformer (ID-only, text-only, fused; default and cold-start protocols).
+# The headline rows of benchmarks/results/text.md, one model at a time (about an hour on 2 cores);
+# the ablation rows' commands are at the top of that report.
 benchmark-text: install
-	$(PY) benchmarks/text.py
+	rm -f benchmarks/results/text.default.json benchmarks/results/text.cold-start.json
+	$(PY) benchmarks/text.py --part default --reprs id fused --seeds 42 1 2 --max-seconds 900 --append
+	$(PY) benchmarks/text.py --part default --reprs text --max-seconds 900 --append
+	$(PY) benchmarks/text.py --part cold-start --max-seconds 900
 
 lint: install-test
 	$(VENV)/bin/ruff check penchant tests benchmarks

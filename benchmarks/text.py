@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/text.py --part cold-start
     .venv/bin/python benchmarks/text.py --report           # merge the parts into text.md / text.json
     .venv/bin/python benchmarks/text.py --part default --reprs fused --seeds 42 1 2 --append   # more seeds
+    .venv/bin/python benchmarks/text.py --part default --reprs fused --config '{"text_lr_scale": 1}' --append  # ablation
 
 * default protocol (leave-one-out by time, full-catalogue ranking; seen items not excluded, and
   excluded): the bar is fused NDCG@10 >= ID-only NDCG@10, compared as means over the training
@@ -63,14 +64,8 @@ def run_part(
         f", {k} {v:g}" if isinstance(v, float | int) else f", {k} {v}" for k, v in overrides.items()
     )
     for item_repr, seed in ((r, s) for r in reprs for s in seeds):
-        config = TransformerConfig(
-            item_repr=item_repr,
-            text_template=TEMPLATE,
-            max_seconds=max_seconds,
-            threads=threads,
-            seed=seed,
-            **overrides,
-        )
+        settings = dict(item_repr=item_repr, text_template=TEMPLATE, max_seconds=max_seconds, threads=threads)
+        config = TransformerConfig(**{**settings, "seed": seed, **overrides})
         model = InterestTransformer(config)
         started = time.perf_counter()
         model.fit(dataset, parts.train, validate=validator(parts.validation), progress=False)
@@ -252,7 +247,7 @@ def markdown(report: dict) -> str:
             ]
             for m in means:
                 cells = " | ".join(
-                    f"{m[key][0]:.4f} ± {m[key][1]:.4f}"
+                    f"{m[key][0]:.4f} ± {m[key][1]:.4f}" if len(m["seeds"]) > 1 else f"{m[key][0]:.4f}"
                     for key in (
                         "metrics:ndcg@10",
                         "metrics:hr@10",
