@@ -54,10 +54,14 @@ class IdMap:
 
 @dataclass
 class History:
-    """One user's time-ordered behaviour as internal item indices and Unix timestamps (seconds)."""
+    """One user's time-ordered behaviour as internal item indices and Unix timestamps (seconds).
+
+    ``user`` is the external user ID when the history is a known user's (it keys per-event data such
+    as review text); None for a history given ad hoc."""
 
     items: np.ndarray  # (T,) int64
     times: np.ndarray  # (T,) float64
+    user: str | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -67,7 +71,11 @@ class History:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 
     def append(self, item: int, time: float) -> History:
-        return History(np.append(self.items, item), np.append(self.times, time))
+        return History(np.append(self.items, item), np.append(self.times, time), self.user)
+
+    def take(self, index: slice | np.ndarray) -> History:
+        """The same user's events at ``index`` (a slice, positions or a mask), in order."""
+        return History(self.items[index], self.times[index], self.user)
 
 
 @dataclass
@@ -178,7 +186,7 @@ class Dataset:
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(users)]])
         return {
-            int(users[s]): History(items[s:e].copy(), times[s:e].copy())
+            int(users[s]): History(items[s:e].copy(), times[s:e].copy(), self.user_map.ids[int(users[s])])
             for s, e in zip(starts, ends, strict=True)
             if e > s
         }

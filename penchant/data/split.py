@@ -101,13 +101,9 @@ def _leave_one_out(dataset: Dataset, protocol: Protocol) -> Split:
     for user, history in histories.items():
         n = len(history)
         if n >= 3:
-            valid_cases.append(
-                (user, History(history.items[: n - 2], history.times[: n - 2]), history.items[n - 2 : n - 1])
-            )
+            valid_cases.append((user, history.take(slice(None, n - 2)), history.items[n - 2 : n - 1]))
         if n >= 2:
-            test_cases.append(
-                (user, History(history.items[: n - 1], history.times[: n - 1]), history.items[n - 1 :])
-            )
+            test_cases.append((user, history.take(slice(None, n - 1)), history.items[n - 1 :]))
     notes = []
     short = int((np.bincount(users, minlength=dataset.n_users) < 3).sum())
     if short:
@@ -153,9 +149,7 @@ def _cold_start(dataset: Dataset, protocol: Protocol) -> Split:
     for user, history in dataset.histories(warm).items():
         n = len(history)
         if n >= 2:
-            valid_cases.append(
-                (user, History(history.items[: n - 1], history.times[: n - 1]), history.items[n - 1 :])
-            )
+            valid_cases.append((user, history.take(slice(None, n - 1)), history.items[n - 1 :]))
     for user, history in dataset.histories().items():
         flags = cold[history.items]
         if not flags.any():
@@ -164,9 +158,7 @@ def _cold_start(dataset: Dataset, protocol: Protocol) -> Split:
         if first == 0:
             cold_first += 1
             continue
-        test_cases.append(
-            (user, History(history.items[:first], history.times[:first]), history.items[first : first + 1])
-        )
+        test_cases.append((user, history.take(slice(None, first)), history.items[first : first + 1]))
     notes = [
         f"{int(cold.sum())} of {dataset.n_items} items ({protocol.test_fraction:.0%} of those with events, seed "
         f"{protocol.seed}) held out of training entirely",

@@ -75,7 +75,7 @@ class Explanation:
 
 def occluded(history: History, removed: list[np.ndarray]) -> list[History]:
     """Copies of ``history`` each without the events at one set of positions."""
-    return [History(np.delete(history.items, r), np.delete(history.times, r)) for r in removed]
+    return [History(np.delete(history.items, r), np.delete(history.times, r), history.user) for r in removed]
 
 
 def occlusion_weights(model: Recommender, history: History, item: int) -> tuple[np.ndarray, np.ndarray]:

@@ -252,7 +252,9 @@ class Recommender(ABC):
         model.popularity = np.load(directory / "popularity.npy")
         frame = pd.read_parquet(directory / "histories.parquet")
         model.histories = {
-            str(user): History(group["item"].to_numpy(np.int64), group["timestamp"].to_numpy(np.float64))
+            str(user): History(
+                group["item"].to_numpy(np.int64), group["timestamp"].to_numpy(np.float64), str(user)
+            )
             for user, group in frame.groupby("user_id", sort=False)
         }
         model._load_state(directory)

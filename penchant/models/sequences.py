@@ -14,6 +14,8 @@ import torch
 from penchant.data.dataset import History
 from penchant.models.transformer import GAP_BUCKETS
 
+EventKey = tuple[str | None, int, float]  # (user ID, item index, timestamp) of one event
+
 
 def gap_buckets(gaps: np.ndarray) -> np.ndarray:
     """Log2 buckets of gaps in seconds (``2 + floor(log2(gap + 1))``, capped); NaN (no previous event) -> 1."""
@@ -69,12 +71,12 @@ def training_windows(
 
 
 def event_text_rows(
-    histories: Sequence[History], max_len: int, index: Mapping[tuple[int, float], int]
+    histories: Sequence[History], max_len: int, index: Mapping[EventKey, int]
 ) -> torch.Tensor:
     """Rows (B, T) into an event-text table for the events :func:`pack` lays out; 0 = no text.
 
-    ``index`` maps (item index, timestamp) of an event to its row: a :class:`History` carries only
-    items and times, and one user's events on one item at one instant are one event.
+    ``index`` maps (user ID, item index, timestamp) of an event to its row: one user's events on one
+    item at one instant are one event. A history without a user (given ad hoc) has no event text.
     """
     t = max(1, min(max_len, max((len(h) for h in histories), default=1)))
     rows = np.zeros((len(histories), t), dtype=np.int64)
@@ -83,7 +85,7 @@ def event_text_rows(
         for j, (item, time) in enumerate(
             zip(history.items[len(history) - n :], history.times[len(history) - n :], strict=True)
         ):
-            rows[row, j] = index.get((int(item), float(time)), 0)
+            rows[row, j] = index.get((history.user, int(item), float(time)), 0)
     return torch.from_numpy(rows)
 
 
@@ -91,7 +93,7 @@ def batches(
     windows: list[tuple[History, int, int]],
     batch_size: int,
     rng: np.random.Generator,
-    event_index: Mapping[tuple[int, float], int] | None = None,
+    event_index: Mapping[EventKey, int] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
     """Shuffled (items, gaps, targets, event-text rows) batches, each (B, T), right-padded; targets are
     next-item tokens; the rows (see :func:`event_text_rows`) are None without an ``event_index``."""
@@ -101,7 +103,7 @@ def batches(
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     for g in rng.permutation(len(groups)):
         chunk = [windows[i] for i in groups[g]]
-        inputs = [History(h.items[:e], h.times[:e]) for h, s, e in chunk]
+        inputs = [h.take(slice(None, e)) for h, s, e in chunk]
         t = max(e - s for _, s, e in chunk)
         items, gaps, lengths = pack(inputs, t)
         targets = torch.zeros_like(items)

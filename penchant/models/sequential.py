@@ -19,7 +19,7 @@ import torch
 from penchant.data.dataset import Dataset, History
 from penchant.errors import InputError
 from penchant.models.base import Recommender, Validator
-from penchant.models.sequences import batches, event_text_rows, pack, training_windows
+from penchant.models.sequences import EventKey, batches, event_text_rows, pack, training_windows
 from penchant.models.training import LoopSettings, run_training
 from penchant.models.transformer import InterestTransformerNet, TransformerConfig
 from penchant.text import TextEncoder, has_item_text, item_texts, load_encoder
@@ -35,8 +35,8 @@ class InterestTransformer(Recommender):
         super().__init__(config)
         self._encoder = encoder  # loaded from config.text_encoder when first needed
         self.item_repr = "id"  # config.item_repr resolved against the data at fit time
-        # Event text: (item index, timestamp) -> row of event_vectors; row 0 is "no text".
-        self.event_index: dict[tuple[int, float], int] = {}
+        # Event text: (user ID, item index, timestamp) -> row of event_vectors; row 0 is "no text".
+        self.event_index: dict[EventKey, int] = {}
         self.event_vectors = np.zeros((1, 0), dtype=np.float32)
 
     @property
@@ -136,7 +136,14 @@ class InterestTransformer(Recommender):
         if "text" not in events:
             return
         with_text = events[events["text"].notna() & (events["text"].astype(str).str.strip() != "")]
-        keys = list(zip(with_text["item"].astype(int), with_text["timestamp"].astype(float), strict=True))
+        keys = list(
+            zip(
+                with_text["user_id"].astype(str),
+                with_text["item"].astype(int),
+                with_text["timestamp"].astype(float),
+                strict=True,
+            )
+        )
         new = [
             (key, text)
             for key, text in zip(keys, with_text["text"].astype(str), strict=True)
@@ -230,8 +237,9 @@ class InterestTransformer(Recommender):
             keys = sorted(self.event_index.items(), key=lambda kv: kv[1])
             np.savez(
                 directory / "event_text.npz",
-                items=np.array([k[0] for k, _ in keys], dtype=np.int64),
-                times=np.array([k[1] for k, _ in keys], dtype=np.float64),
+                users=np.array([k[0] for k, _ in keys], dtype=str),
+                items=np.array([k[1] for k, _ in keys], dtype=np.int64),
+                times=np.array([k[2] for k, _ in keys], dtype=np.float64),
                 vectors=self.event_vectors,
             )
 
@@ -256,10 +264,22 @@ class InterestTransformer(Recommender):
         if text["event_text_dim"]:
             saved = np.load(directory / "event_text.npz")
             self.event_vectors = saved["vectors"]
-            self.event_index = {
-                (int(i), float(t)): row + 1
-                for row, (i, t) in enumerate(zip(saved["items"], saved["times"], strict=True))
-            }
+            users = (
+                saved["users"] if "users" in saved else self._users_of_events(saved["items"], saved["times"])
+            )
+            self.event_index = {}
+            for row, (user, item, t) in enumerate(zip(users, saved["items"], saved["times"], strict=True)):
+                for u in [user] if isinstance(user, str) else user:
+                    self.event_index[(str(u), int(item), float(t))] = row + 1
+
+    def _users_of_events(self, items: np.ndarray, times: np.ndarray) -> list[list[str]]:
+        """For runs saved when event text was keyed by (item, timestamp) alone: the users whose known
+        histories hold each such event (several when two users' events coincide, as they did then)."""
+        owners: dict[tuple[int, float], list[str]] = {}
+        for user, history in self.histories.items():
+            for item, t in zip(history.items, history.times, strict=True):
+                owners.setdefault((int(item), float(t)), []).append(user)
+        return [owners.get((int(i), float(t)), []) for i, t in zip(items, times, strict=True)]
 
 
 def _has_event_text(events: pd.DataFrame) -> bool:

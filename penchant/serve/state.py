@@ -234,7 +234,7 @@ class ModelHolder:
         item_ids, times = self.store.history(user_id, self.settings.history_limit)
         idx = loaded.run.model.item_map.indices(item_ids)
         known = idx >= 0  # stored items this model cannot score (added after training, no item text)
-        return History(idx[known], np.asarray(times, dtype=np.float64)[known])
+        return History(idx[known], np.asarray(times, dtype=np.float64)[known], user_id)
 
     def user_state(self, user_id: str, loaded: LoadedRun) -> UserState:
         """The user's history and model state, from the cache when the store has nothing newer."""
@@ -332,9 +332,7 @@ class ModelHolder:
         history = self._known_history(user_id, loaded)
         # Occlusion scores one history per event; the most recent events bound the cost of a request.
         recent = slice(-self.settings.explain_events, None)
-        return interests.explain(
-            loaded.run, user_id, item_id, History(history.items[recent], history.times[recent]), top
-        )
+        return interests.explain(loaded.run, user_id, item_id, history.take(recent), top)
 
     def _known_history(self, user_id: str, loaded: LoadedRun) -> History:
         history = self.history(user_id, loaded)

@@ -172,9 +172,10 @@ def test_models_without_text_refuse_to_add_items(genres):
     assert model.n_items == genres.n_items
 
 
-def query_dataset(n_users: int = 60, length: int = 10, seed: int = 1) -> Dataset:
+def query_dataset(n_users: int = 60, length: int = 10, seed: int = 1, user_offset: int = 3600) -> Dataset:
     """Each event carries a search query naming the genre of the user's NEXT item; item IDs alone
-    give no clue (genres alternate at random), so only the event text predicts the next genre."""
+    give no clue (genres alternate at random), so only the event text predicts the next genre.
+    User ``u`` starts at ``u * user_offset`` seconds (0: every user's events share the same times)."""
     rng = np.random.default_rng(seed)
     queries = {
         "s": "looking for science fiction about space and aliens",
@@ -186,7 +187,7 @@ def query_dataset(n_users: int = 60, length: int = 10, seed: int = 1) -> Dataset
         for step in range(length):
             item = f"{genres[step]}{rng.integers(10)}"
             query = queries[genres[step + 1]] if step + 1 < length else queries[rng.choice(["s", "r"])]
-            rows.append((f"u{u:02d}", item, 1_600_000_000 + 3600 * u + 60 * step, query))
+            rows.append((f"u{u:02d}", item, 1_600_000_000 + user_offset * u + 60 * step, query))
     events = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "text"])
     return Dataset.from_frames(events, genre_items().assign(title=None, description=None), name="queries")
 
@@ -215,3 +216,17 @@ def test_event_text_enters_the_sequence(tmp_path):
     # The same items without their texts (e.g. a history given as bare IDs) score differently.
     bare = [History(h.items, h.times + 0.5) for h in histories]
     assert not np.allclose(loaded.score(bare), loaded.score(histories))
+    # Runs saved before event text was keyed by user too still load with the same texts.
+    saved = dict(np.load(tmp_path / "event_text.npz"))
+    del saved["users"]
+    np.savez(tmp_path / "event_text.npz", **saved)
+    np.testing.assert_array_equal(load_model(tmp_path).score(histories), with_text.score(histories))
+
+
+def test_event_text_belongs_to_its_user_when_events_coincide():
+    # Every user's events fall at the same instants, so the same item at the same time often carries
+    # different users' queries: each event must keep its own user's text.
+    data = query_dataset(user_offset=0)
+    model = InterestTransformer(config(max_epochs=15)).fit(data, progress=False)
+    assert len(model.event_index) == len(data.events)
+    assert next_genre_accuracy(model, data) >= 0.8
