@@ -131,10 +131,10 @@ def evaluate_run(
     explore: float = 0.0,
 ) -> dict:
     """Test-set metrics of a run under its own protocol, re-ranked by ``policy`` when one is given;
-    beyond-accuracy metrics too when the catalogue has categories (or, with a policy, text topics:
-    the interests the policy works with)."""
+    beyond-accuracy metrics too when the catalogue has categories (or, with a policy, over the
+    interests the policy works with, text topics included)."""
     parts = run.split()
-    taxonomy = category_taxonomy(run.dataset) if policy is None else run.taxonomy()
+    taxonomy = category_taxonomy(run.dataset) if policy is None else policy.taxonomy
 
     def score(model: Recommender) -> dict:
         if policy is None and taxonomy is None:

@@ -104,9 +104,9 @@ class InterestTransformer(Recommender):
     def _param_groups(self) -> list[dict]:
         """The optimiser's parameter groups: in the fused model the shared text projection learns at
         ``text_lr_scale`` times the base rate, everything else at the base rate."""
-        named = list(self.net.named_parameters())
-        slow = [p for n, p in named if self.item_repr == "fused" and n.startswith("text_proj.")]
-        rest = [p for n, p in named if not any(p is q for q in slow)]
+        slow, rest = [], []
+        for name, param in self.net.named_parameters():
+            (slow if self.item_repr == "fused" and name.startswith("text_proj.") else rest).append(param)
         groups = [{"params": rest}]
         if slow:
             groups.append({"params": slow, "lr": self.config.lr * self.config.text_lr_scale})
@@ -264,13 +264,15 @@ class InterestTransformer(Recommender):
         if text["event_text_dim"]:
             saved = np.load(directory / "event_text.npz")
             self.event_vectors = saved["vectors"]
-            users = (
-                saved["users"] if "users" in saved else self._users_of_events(saved["items"], saved["times"])
+            owners = (
+                [[str(user)] for user in saved["users"]]
+                if "users" in saved
+                else self._users_of_events(saved["items"], saved["times"])
             )
             self.event_index = {}
-            for row, (user, item, t) in enumerate(zip(users, saved["items"], saved["times"], strict=True)):
-                for u in [user] if isinstance(user, str) else user:
-                    self.event_index[(str(u), int(item), float(t))] = row + 1
+            for row, (users, item, t) in enumerate(zip(owners, saved["items"], saved["times"], strict=True)):
+                for user in users:
+                    self.event_index[(user, int(item), float(t))] = row + 1
 
     def _users_of_events(self, items: np.ndarray, times: np.ndarray) -> list[list[str]]:
         """For runs saved when event text was keyed by (item, timestamp) alone: the users whose known

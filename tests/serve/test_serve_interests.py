@@ -183,9 +183,8 @@ def test_a_run_without_categories_or_text_says_so(serve, bare_run):
         "/users/u000/recommendations?policy=calibrated",
     ):
         answer = client.get(path)
-        assert (
-            answer.status_code == 409 and "neither item categories nor item text" in answer.json()["detail"]
-        )
+        assert answer.status_code == 409, path
+        assert "neither item categories nor item text" in answer.json()["detail"], path
     assert client.get("/users/u000/recommendations").status_code == 200
 
 
