@@ -29,7 +29,6 @@ from penchant.data.split import split
 from penchant.evaluate.beyond import aggregate_beyond, beyond_metrics, category_taxonomy
 from penchant.evaluate.metrics import catalogue_coverage
 from penchant.evaluate.ranking import score_lists, validator
-from penchant.evaluate.runs import machine
 from penchant.explore import (
     Bandit,
     Calibrated,
@@ -40,6 +39,7 @@ from penchant.explore import (
     rerank_scores,
 )
 from penchant.models import model_class
+from penchant.runs import machine
 
 RESULTS = Path(__file__).parent / "results"
 KNOBS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)

@@ -29,10 +29,10 @@ import torch
 
 from penchant.data import load_ml100k
 from penchant.evaluate.next_interest import evaluate_next_interest, interest_lists, per_user_interest_metrics
-from penchant.evaluate.runs import Run, load_run, machine, train_run
 from penchant.explain import explain, faithfulness, occlusion_weights
 from penchant.interests import Taxonomy
 from penchant.models import InterestTransformer
+from penchant.runs import Run, load_run, machine, train_run
 
 RESULTS = Path(__file__).parent / "results"
 KS = (1, 3, 5)

@@ -20,8 +20,8 @@ import torch
 
 from penchant.data import load_ml100k
 from penchant.evaluate.compare import compare
-from penchant.evaluate.runs import machine
 from penchant.models import EASE, InterestTransformer, Popularity
+from penchant.runs import machine
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from serve_common import conditions, conditions_md, ensure_ml100k_run, write
 
-from penchant.evaluate.runs import load_run
+from penchant.runs import load_run
 from penchant.serve.retrieval import HNSW_EF_CONSTRUCTION, HNSW_M, AnnRetriever, ExactRetriever
 
 

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from penchant.evaluate.runs import machine
 from penchant.explore import (
     Bandit,
     Calibrated,
@@ -37,6 +36,7 @@ from penchant.explore import (
     NovelInterestConfig,
 )
 from penchant.explore.simulator import SimulatorConfig, World, make_world, simulate
+from penchant.runs import machine
 
 RESULTS = Path(__file__).parent / "results"
 KNOBS = (0.2, 0.5)

@@ -35,8 +35,8 @@ import torch
 from penchant.data import load_ml100k
 from penchant.data.split import Protocol, split
 from penchant.evaluate.ranking import RandomScores, evaluate, validator
-from penchant.evaluate.runs import machine
 from penchant.models import InterestTransformer, ModelConfig, TransformerConfig
+from penchant.runs import machine
 
 RESULTS = Path(__file__).parent / "results"
 TEMPLATE = "{title}, {year}. {categories}."

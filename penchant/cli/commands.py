@@ -15,8 +15,11 @@ from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol
 from penchant.errors import InputError
 from penchant.evaluate.compare import compare
-from penchant.evaluate.runs import evaluate_run, load_run, save_run, train_run
+from penchant.evaluate.report import evaluate_run
 from penchant.models import EASE, InterestTransformer, Popularity, Recommender, model_class
+from penchant.models.base import FitStats
+from penchant.models.devices import processes
+from penchant.runs import load_run, save_run, train_run
 
 err = Console(stderr=True)
 out = Console()
@@ -68,21 +71,38 @@ def train(args: argparse.Namespace) -> int:
         from penchant.cli.text import with_text_encoder
 
         model = with_text_encoder(model, args.text_encoder)
+    model = model.to(getattr(args, "device", "auto"))
+    main = processes().main  # under torchrun only rank 0 reports (and saves)
     protocol = Protocol(name=args.protocol)
     dataset, source = _dataset(args)
-    for line in dataset.report.lines():
+    for line in dataset.report.lines() if main else []:
         err.print(f"[dim]data:[/] {line}")
-    run = train_run(dataset, model, args.out, protocol, source=source)
-    stats = run.model.fit_stats
+    run = train_run(dataset, model, args.out, protocol, source=source, progress=main)
+    if not main:
+        return 0
+    for line in training_lines(run.model.fit_stats):
+        err.print(line)
+    err.print(f"run saved to {args.out}")
+    return 0
+
+
+def training_lines(stats: FitStats) -> list[str]:
+    """The training log's summary: epochs, time per epoch, what ended training and what "auto"
+    settings became; a warning line when a budget cut training short."""
     best = (
         f", best validation NDCG@10 {stats.best_validation:.4f} at epoch {stats.best_epoch}"
         if stats.best_validation
         else ""
     )
-    err.print(
-        f"trained {model.name} in {stats.seconds:.1f}s ({stats.epochs} epochs{best}); run saved to {args.out}"
-    )
-    return 0
+    per_epoch = f", {stats.seconds_per_epoch:.1f}s per epoch" if stats.seconds_per_epoch else ""
+    ended = f"; ended by {stats.stopped_by}" if stats.stopped_by else ""
+    lines = [f"trained in {stats.seconds:.1f}s ({stats.epochs} epochs{per_epoch}{best}){ended}"]
+    if stats.settings:
+        lines.append("settings: " + ", ".join(f"{k} {v}" for k, v in stats.settings.items() if v is not None))
+    note = stats.budget_note()
+    if note:
+        lines.append(f"[bold yellow]warning:[/] {note}")
+    return lines
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -90,7 +110,7 @@ def evaluate(args: argparse.Namespace) -> int:
         from penchant.cli.interests import evaluate_next
 
         return evaluate_next(args)
-    run = load_run(args.run)
+    run = load_run(args.run, args.device)
     if getattr(args, "protocol", None) and args.protocol != run.protocol.name:
         raise InputError(
             f"{args.run}: the run was trained under the '{run.protocol.name}' protocol, "
@@ -119,11 +139,14 @@ def evaluate(args: argparse.Namespace) -> int:
         table.add_row(name, f"{value:.4f}")
     out.print(table)
     out.print(_protocol_line(result["protocol"]))
+    note = result.get("training", {}).get("note")
+    if note:
+        out.print(f"[bold yellow]note:[/] {note}")
     return 0
 
 
 def recommend(args: argparse.Namespace) -> int:
-    run = load_run(args.run)
+    run = load_run(args.run, args.device)
     if getattr(args, "policy", None) or getattr(args, "explore", 0.0):
         from penchant.cli.explore import recommend as explore_recommend
 
@@ -151,7 +174,7 @@ def demo(args: argparse.Namespace) -> int:
         f"[bold]penchant demo[/]: {len(dataset.events)} events, "
         f"{dataset.n_users} users, {dataset.n_items} items (MovieLens-100k)"
     )
-    models = [InterestTransformer(), EASE(), Popularity()]
+    models = [InterestTransformer().to(args.device), EASE(), Popularity()]
     started = time.perf_counter()
     parts, results = compare(dataset, models)
     protocol = parts.protocol.describe(exclude_seen=False)
@@ -166,6 +189,8 @@ def demo(args: argparse.Namespace) -> int:
         "HR@10 (seen excl.)",
         "train s",
         "epochs",
+        "s/epoch",
+        "ended by",
     ):
         table.add_column(column, justify="left" if column == "model" else "right", no_wrap=column == "model")
     for r in results:
@@ -178,9 +203,15 @@ def demo(args: argparse.Namespace) -> int:
             f"{r.metrics_exclude_seen['hr@10']:.4f}",
             f"{r.train_seconds:.1f}",
             str(r.model.fit_stats.epochs),
+            f"{r.model.fit_stats.seconds_per_epoch:.1f}" if r.model.fit_stats.seconds_per_epoch else "",
+            _ended_by(r.model.fit_stats),
         )
     out.print(table)
     out.print(_protocol_line(protocol) + "; the '(seen excl.)' columns never rank items the user already has")
+    for r in results:
+        note = r.model.fit_stats.budget_note()
+        if note:
+            out.print(f"[bold yellow]note:[/] {r.model.name}: {note}")
 
     transformer = results[0].model
     user = args.user or dataset.user_map.ids[0]
@@ -205,6 +236,12 @@ def demo(args: argparse.Namespace) -> int:
         f"(try: penchant recommend --run {args.out} --user {user})"
     )
     return 0
+
+
+def _ended_by(stats: FitStats) -> str:
+    if stats.stopped_by is None:
+        return "not iterative" if stats.converged is None else ""
+    return stats.stopped_by + (" (still improving)" if stats.still_improving else "")
 
 
 def _protocol_line(protocol: dict) -> str:

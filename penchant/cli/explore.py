@@ -10,7 +10,6 @@ from rich.table import Table
 
 from penchant.data.dataset import History
 from penchant.errors import InputError
-from penchant.evaluate.runs import Run
 from penchant.explore import (
     Bandit,
     Calibrated,
@@ -21,6 +20,7 @@ from penchant.explore import (
     Policy,
     item_vectors_for,
 )
+from penchant.runs import Run
 
 POLICIES = ("diversity", "calibrated", "novel-interest", "bandit")
 

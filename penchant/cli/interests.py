@@ -10,10 +10,10 @@ from rich.table import Table
 from penchant.cli.main import print_json
 from penchant.errors import InputError
 from penchant.evaluate.next_interest import evaluate_next_interest
-from penchant.evaluate.runs import load_run
 from penchant.explain import explain as explain_item
 from penchant.interests import LLMSettings, ProfileConfig, build_profile, narrate
 from penchant.interests.plot import plot_profile
+from penchant.runs import load_run
 
 err = Console(stderr=True)
 out = Console()
@@ -23,7 +23,7 @@ def profile(args: argparse.Namespace) -> int:
     config = ProfileConfig(
         half_life_days=args.half_life_days, short_events=args.short_events, short_days=args.short_days
     )
-    run = load_run(args.run)
+    run = load_run(args.run, args.device)
     history = run.model.history_of(args.user)  # an unknown user is an InputError before any real work
     result = narrate(
         build_profile(args.user, history, run.taxonomy(args.topics), config), LLMSettings.from_env()
@@ -57,7 +57,7 @@ def profile(args: argparse.Namespace) -> int:
 
 
 def explain(args: argparse.Namespace) -> int:
-    run = load_run(args.run)
+    run = load_run(args.run, args.device)
     run.model.history_of(args.user)  # unknown user: one-line error before building the taxonomy
     result = explain_item(run.model, run.taxonomy(args.topics), args.item, user_id=args.user, top=args.top)
     if args.json:
@@ -88,7 +88,7 @@ def explain(args: argparse.Namespace) -> int:
 
 def evaluate_next(args: argparse.Namespace) -> int:
     """``penchant evaluate --task next-interest``: interest-level metrics against the frequency baseline."""
-    run = load_run(args.run)
+    run = load_run(args.run, args.device)
     if getattr(args, "protocol", None) and args.protocol != run.protocol.name:
         raise InputError(
             f"{args.run}: the run was trained under the '{run.protocol.name}' protocol, not '{args.protocol}'"

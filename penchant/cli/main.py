@@ -26,6 +26,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the transformer runs: auto (CUDA when torch sees it, else the CPU), cpu, cuda, cuda:N or mps",
+    )
+
+
 # Names only; penchant.cli.explore builds the policies (and refuses unknown names in one line).
 EXPLORE_POLICIES = "diversity, calibrated, novel-interest or bandit"
 
@@ -41,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler="penchant.cli.commands:train")
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="built-in dataset name (ml-100k)")
-    source.add_argument("--events", type=Path, help="events file (.csv, .tsv, .parquet or .jsonl)")
+    source.add_argument(
+        "--events",
+        type=Path,
+        help="events file (.csv, .tsv, .parquet or .jsonl; text formats may end in .gz, .zst, .bz2 or .xz)",
+    )
     train.add_argument("--items", type=Path, help="item catalogue file")
     train.add_argument("--users", type=Path, help="user attributes file")
     train.add_argument("--user-col", default="user_id", help="events column holding the user ID")
@@ -65,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--config", help="JSON object of model settings, e.g. '{\"max_epochs\": 20}'")
     train.add_argument("--out", type=Path, required=True, help="run directory to write")
+    _add_device(train)
 
     evaluate = sub.add_parser("evaluate", help="test-set metrics of a run under its protocol")
     evaluate.set_defaults(handler="penchant.cli.commands:evaluate")
@@ -89,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--protocol", help="check that the run was trained under this protocol (e.g. cold-start)"
     )
+    _add_device(evaluate)
 
     recommend = sub.add_parser("recommend", help="top-k items for a user of a run")
     recommend.set_defaults(handler="penchant.cli.commands:recommend")
@@ -101,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--explore", type=float, default=0.0, help="exploration knob in [0, 1] (default 0)"
     )
     recommend.add_argument("--json", action="store_true")
+    _add_device(recommend)
 
     profile = sub.add_parser("profile", help="a user's interests: long term, short term, emerging, fading")
     profile.set_defaults(handler="penchant.cli.interests:profile")
@@ -120,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     profile.add_argument("--plot", type=Path, help="write a PNG of the profile here")
     profile.add_argument("--json", action="store_true")
+    _add_device(profile)
 
     explain = sub.add_parser(
         "explain", help="which past items and interests drove an item's score for a user"
@@ -133,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--topics", type=_positive_int, help="number of text topics when items have no categories"
     )
     explain.add_argument("--json", action="store_true")
+    _add_device(explain)
 
     items = sub.add_parser("items", help="change a trained run's item catalogue")
     items_sub = items.add_subparsers(dest="items_command", required=True, metavar="ACTION")
@@ -142,18 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
     items_add.set_defaults(handler="penchant.cli.text:items_add")
     items_add.add_argument("--run", type=Path, required=True)
     items_add.add_argument(
-        "--items", type=Path, required=True, help="new items (.csv, .tsv, .parquet or .jsonl)"
+        "--items",
+        type=Path,
+        required=True,
+        help="new items (.csv, .tsv, .parquet or .jsonl, optionally compressed)",
     )
     items_add.add_argument("--item-col", default="item_id", help="column holding the item ID")
     items_add.add_argument("--title-col", help="column holding the title")
     items_add.add_argument("--description-col", help="column holding a description")
     items_add.add_argument("--categories-col", help="column holding categories ('a|b' or a list)")
     items_add.add_argument("--json", action="store_true")
+    _add_device(items_add)
 
     demo = sub.add_parser("demo", help="the main job: train all models on ml-100k, compare, show a user")
     demo.set_defaults(handler="penchant.cli.commands:demo")
     demo.add_argument("--user", default=None, help="user to show (default: a fixed sample user)")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="where to save the transformer run")
+    _add_device(demo)
 
     serve = sub.add_parser("serve", help="the HTTP API and dashboard over a run, with a durable event store")
     serve.set_defaults(handler="penchant.cli.serve:serve")
@@ -173,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve catalogues of at least this many items through an ANN index (default 50000)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    _add_device(serve)
 
     keys = sub.add_parser("keys", help="API keys of a service's event store")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

@@ -27,8 +27,12 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         open_access=args.open,
         ann_threshold=args.ann_threshold,
+        device=args.device,
     )
     parse_url(settings.db_url)  # a malformed URL is a one-line error here, not a failed startup
+    from penchant.models.devices import resolve_device
+
+    resolve_device(settings.device)  # so is a device this machine does not have
     import uvicorn  # only now: a refused setting answers before the heavy imports
 
     from penchant.serve import create_app

@@ -11,8 +11,8 @@ from rich.console import Console
 from penchant.cli.main import print_json
 from penchant.data import ColumnMap, read_items
 from penchant.errors import InputError
-from penchant.evaluate.runs import add_items_to_run, load_run
 from penchant.models import Recommender
+from penchant.runs import add_items_to_run, load_run
 from penchant.text.encoders import ENCODERS
 
 err = Console(stderr=True)
@@ -30,7 +30,7 @@ def with_text_encoder(model: Recommender, name_or_path: str) -> Recommender:
 
 
 def items_add(args: argparse.Namespace) -> int:
-    run = load_run(args.run)
+    run = load_run(args.run, args.device)
     columns = ColumnMap(
         item_id=args.item_col,
         title=args.title_col,

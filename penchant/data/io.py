@@ -1,13 +1,20 @@
 """Reading events, items and users from CSV, TSV, Parquet and JSONL files, with validation.
 
+Text formats may be compressed, as real logs usually are: ``.gz``, ``.zst``, ``.bz2`` or ``.xz``
+after the format's own extension (``events.csv.gz``, ``reviews.jsonl.zst``), read by extension.
+
 Every error names the file, the line (text formats) or row (Parquet), and the column, and says what
 was expected. Values are read as strings first so that IDs such as ``007`` keep their form.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import io
 import json
+import lzma
 import re
 import warnings
 from pathlib import Path
@@ -22,6 +29,47 @@ from penchant.errors import InputError, where
 _LOCATION = "_location"  # internal column: the line (or row) each record came from
 TEXT_FORMATS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 JSON_FORMATS = {".jsonl", ".ndjson", ".json"}
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2", ".xz": "xz"}
+SUPPORTED = ".csv, .tsv, .parquet or .jsonl, optionally compressed (.gz, .zst, .bz2, .xz)"
+
+
+def _open_binary(path: Path):
+    """The file's bytes, decompressed by its last extension when it names a compression."""
+    kind = COMPRESSIONS.get(path.suffix.lower())
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind == "bz2":
+        return bz2.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    if kind == "zstd":
+        import zstandard  # the reader pandas itself uses for .zst
+
+        return zstandard.open(path, "rb")
+    return path.open("rb")
+
+
+def _open_text(path: Path, encoding: str = "utf-8", newline: str | None = None):
+    return io.TextIOWrapper(_open_binary(path), encoding=encoding, newline=newline)
+
+
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, lzma.LZMAError)
+    try:
+        import zstandard
+
+        errors += (zstandard.ZstdError,)
+    except ImportError:
+        pass
+    return errors
+
+
+def _read_all(path: Path) -> bytes:
+    try:
+        with _open_binary(path) as handle:
+            return handle.read()
+    except _decompression_errors() as exc:
+        raise InputError(f"{path}: cannot read or decompress ({_first_line(exc)})") from None
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -33,8 +81,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a CSV, TSV, Parquet or JSONL file")
-    suffix = path.suffix.lower()
+        raise InputError(f"{path}: is a directory, expected a file ({SUPPORTED})")
+    suffixes = [x.lower() for x in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] in COMPRESSIONS
+    suffix = (suffixes[-2] if len(suffixes) > 1 else "") if compressed else path.suffix.lower()
+    if compressed and suffix not in TEXT_FORMATS and suffix not in JSON_FORMATS:
+        raise InputError(f"{path}: unsupported file type '{''.join(path.suffixes[-2:])}' (use {SUPPORTED})")
     if suffix in TEXT_FORMATS:
         frame = _read_delimited(path, TEXT_FORMATS[suffix])
     elif suffix == ".parquet":
@@ -47,12 +99,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
     elif suffix in JSON_FORMATS:
         frame = _read_jsonl(path)
     else:
-        raise InputError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv, .parquet or .jsonl)")
+        raise InputError(f"{path}: unsupported file type '{suffix}' (use {SUPPORTED})")
     frame.attrs["source"] = str(path)
     return frame
 
 
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
+    data = _read_all(path)
     try:
         # index_col=False: without it pandas silently turns the first column into the index when the
         # first data row has one field more than the header, shifting every value one column left.
@@ -60,7 +113,12 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = pd.read_csv(
-                path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], index_col=False
+                io.BytesIO(data),
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                index_col=False,
             )
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: file is empty, expected a header line and rows") from None
@@ -79,20 +137,18 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    frame[_LOCATION] = _data_lines(path, sep, len(frame))
+    frame[_LOCATION] = _data_lines(path, sep, len(frame), data)
     frame.attrs["unit"] = "line"
     return frame
 
 
-def _data_lines(path: Path, sep: str, n_rows: int) -> np.ndarray:
+def _data_lines(path: Path, sep: str, n_rows: int, data: bytes) -> np.ndarray:
     """The line each data row starts on (line 1 is the header), for messages.
 
     Blank lines and line breaks inside quoted values make rows and lines differ; only then are the
     lines counted record by record.
     """
     simple = np.arange(2, n_rows + 2)
-    with path.open("rb") as handle:
-        data = handle.read()
     if data.count(b"\n") + (0 if data.endswith(b"\n") else 1) == n_rows + 1:
         return simple
     records = _records(path, sep)
@@ -105,21 +161,21 @@ def _records(path: Path, sep: str) -> list[tuple[int, int]] | None:
     """(first line, number of fields) of each non-blank record, header included; None if unreadable."""
     out = []
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with _open_text(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, delimiter=sep)
             line = 1
             for record in reader:
                 if len(record) > 1 or (record and record[0].strip()):  # pandas skips blank lines
                     out.append((line, len(record)))
                 line = reader.line_num + 1
-    except (csv.Error, UnicodeDecodeError):
+    except (csv.Error, UnicodeDecodeError, *_decompression_errors()):
         return None
     return out
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records, lines = [], []
-    with path.open(encoding="utf-8") as handle:
+    with _open_text(path) as handle:
         try:
             for number, raw in enumerate(handle, start=1):
                 if not raw.strip():
@@ -136,6 +192,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 lines.append(number)
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        except _decompression_errors() as exc:
+            raise InputError(f"{path}: cannot read or decompress ({_first_line(exc)})") from None
     if not records:
         raise InputError(f"{path}: file has no records")
     frame = pd.DataFrame.from_records(records)
@@ -302,4 +360,14 @@ def load_dataset(
         items_read=0 if item_frame is None else len(item_frame),
         users_read=0 if user_frame is None else len(user_frame),
     )
-    return Dataset.from_frames(event_frame, item_frame, user_frame, name=Path(events).stem, report=report)
+    return Dataset.from_frames(event_frame, item_frame, user_frame, name=_stem(Path(events)), report=report)
+
+
+def _stem(path: Path) -> str:
+    """The file name without its format and compression extensions (``events.csv.gz`` -> ``events``)."""
+    name = path.name
+    for _ in range(2):
+        suffix = Path(name).suffix.lower()
+        if suffix in COMPRESSIONS or suffix in TEXT_FORMATS or suffix in JSON_FORMATS or suffix == ".parquet":
+            name = name[: -len(suffix)]
+    return name or path.name

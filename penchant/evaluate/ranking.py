@@ -8,7 +8,10 @@ import numpy as np
 
 from penchant.data.split import EvalSet, Protocol
 from penchant.evaluate.metrics import aggregate, catalogue_coverage, per_user_metrics, topk_indices
-from penchant.models.base import ModelConfig, Recommender, Validator
+from penchant.models.base import ModelConfig, Recommender
+from penchant.models.validation import validator
+
+__all__ = ["RandomScores", "evaluate", "rank", "score_lists", "validator"]  # validator: re-exported
 
 
 def rank(
@@ -18,7 +21,7 @@ def rank(
     out = np.full((len(cases), k), -1, dtype=np.int64)
     for start in range(0, len(cases), batch_size):
         histories = cases.histories[start : start + batch_size]
-        scores = model.score(histories).astype(np.float64, copy=True)
+        scores = model.score(histories)
         if exclude_seen:
             for row, history in enumerate(histories):
                 scores[row, history.items] = -np.inf
@@ -49,16 +52,6 @@ def evaluate(
         "metrics": score_lists(topk, cases, ks, model.n_items),
         "n_users": len(cases),
     }
-
-
-def validator(cases: EvalSet, k: int = 10, metric: str = "ndcg") -> Validator:
-    """A training callback returning the validation ``metric@k`` (seen items not excluded)."""
-
-    def validate(model: Recommender) -> float:
-        topk = rank(model, cases, k)
-        return float(per_user_metrics(topk, cases.targets, k)[metric].mean())
-
-    return validate
 
 
 class RandomScores(Recommender):

@@ -33,6 +33,10 @@ class ModelConfig:
 
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(type(self).__name__, f.name, f.type, getattr(self, f.name))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -45,6 +49,27 @@ class ModelConfig:
                 f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         return cls(**values)
+
+
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_type(owner: str, name: str, annotation: str, value: Any) -> None:
+    """Refuse a setting whose value is not of its declared type, in one line (e.g. ``"20"`` for an
+    int). Annotations are the plain forms configs use: int, float, bool, str, X | None, tuple[...]."""
+    allowed: tuple[type, ...] = ()
+    for part in str(annotation).split("|"):
+        part = part.strip()
+        if part == "None":
+            allowed += (type(None),)
+        elif part.startswith("tuple"):
+            allowed += (tuple, list)
+        else:
+            allowed += _TYPES.get(part, (object,))
+    wrong = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+    if wrong:
+        expected = str(annotation).replace(" | None", " or null")
+        raise InputError(f"{owner}: setting '{name}' must be {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,25 @@ class FitStats:
     best_validation: float | None = None
     losses: list[float] | None = None
     validation_curve: list[float] | None = None
+    epoch_seconds: list[float] | None = None
+    stopped_by: str | None = None  # "early stopping", "epoch budget" or "time budget"
+    converged: bool | None = None  # early stopping ended training (None: not an iterative model)
+    still_improving: bool = False  # a budget ended training before validation stopped improving
+    settings: dict | None = None  # what "auto" settings resolved to (objective, window, device, ...)
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        return sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else None
+
+    def budget_note(self) -> str | None:
+        """One line when a budget stopped training before early stopping said validation had stopped
+        improving."""
+        if not self.still_improving:
+            return None
+        return (
+            f"training was stopped by its {self.stopped_by} after {self.epochs} epochs, before validation "
+            f"stopped improving (best so far at epoch {self.best_epoch}): the model may be undertrained"
+        )
 
 
 class Recommender(ABC):
@@ -115,6 +159,10 @@ class Recommender(ABC):
         """Replace the known histories of the users in ``events`` with those events (time-ordered)."""
         for user, history in dataset.histories(events).items():
             self.histories[dataset.user_map.ids[user]] = history
+
+    def to(self, device: str = "auto") -> Self:
+        """Place the model on a device; models without a network run on the CPU and ignore it."""
+        return self
 
     # ------------------------------------------------------------------ scoring
     @abstractmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +20,16 @@ import torch
 from penchant.data.dataset import Dataset, History
 from penchant.errors import InputError
 from penchant.models.base import Recommender, Validator
-from penchant.models.sequences import EventKey, batches, event_text_rows, pack, training_windows
+from penchant.models.devices import autocast, backend, local_device, processes, resolve_device, uses_bf16
+from penchant.models.sequences import EventKey, Sequences, batch_order, training_batches, training_windows
 from penchant.models.training import LoopSettings, run_training
-from penchant.models.transformer import InterestTransformerNet, TransformerConfig
+from penchant.models.transformer import Batch, InterestTransformerNet, TransformerConfig, window_for
 from penchant.text import TextEncoder, has_item_text, item_texts, load_encoder
 
 
 class InterestTransformer(Recommender):
-    """Causal self-attention over each user's time-ordered items, trained with full-softmax CE."""
+    """Causal self-attention over each user's time-ordered items, trained with cross-entropy over the
+    full catalogue of trained items or over sampled negatives (by catalogue size)."""
 
     name = "transformer"
     config_class = TransformerConfig
@@ -38,6 +41,7 @@ class InterestTransformer(Recommender):
         # Event text: (user ID, item index, timestamp) -> row of event_vectors; row 0 is "no text".
         self.event_index: dict[EventKey, int] = {}
         self.event_vectors = np.zeros((1, 0), dtype=np.float32)
+        self.device = torch.device("cpu")  # see :meth:`to`
 
     @property
     def encoder(self) -> TextEncoder:
@@ -48,6 +52,19 @@ class InterestTransformer(Recommender):
     @property
     def uses_event_text(self) -> bool:
         return self.event_vectors.shape[1] > 0
+
+    # ------------------------------------------------------------------ devices
+    def to(self, device: str | torch.device = "auto") -> InterestTransformer:
+        """Run training and scoring on ``device`` (auto, cpu, cuda[:N], mps); see penchant.models.devices."""
+        self.device = resolve_device(device)
+        if getattr(self, "net", None) is not None:
+            self.net.to(self.device)
+        return self
+
+    @property
+    def window(self) -> int:
+        """How many of a user's most recent events the network attends to (resolved at fit time)."""
+        return self.net.window
 
     # ------------------------------------------------------------------ training
     def _fit(
@@ -66,6 +83,9 @@ class InterestTransformer(Recommender):
         self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool
     ) -> None:
         cfg: TransformerConfig = self.config
+        procs = processes()
+        device = local_device(self.device)
+        self.device = device
         self.item_repr = self._resolve_item_repr(dataset)
         item_text = self._item_text(dataset.items, progress) if self.item_repr != "id" else None
         self.event_index, self.event_vectors = {}, np.zeros((1, 0), dtype=np.float32)
@@ -75,31 +95,108 @@ class InterestTransformer(Recommender):
             self._index_event_text(dataset.events, progress)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        self.net = InterestTransformerNet(
-            dataset.n_items, cfg, self.item_repr, item_text, self.event_vectors.shape[1]
-        )
-        # Items never trained on keep no ID embedding: they are scored by their text alone.
-        self.net.known = torch.from_numpy(np.concatenate([[True], self.popularity > 0]))
-        optimizer = torch.optim.AdamW(self._param_groups(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         histories = list(dataset.histories(train_events).values())
-        index = self.event_index if self.uses_event_text else None
+        sequences = Sequences.from_histories(histories, self.event_index if self.uses_event_text else None)
+        window = window_for(sequences.lengths, cfg)
+        trained = int((self.popularity > 0).sum())
+        loss = (
+            cfg.loss if cfg.loss != "auto" else ("full" if trained <= cfg.full_softmax_items else "sampled")
+        )
+        # Sparse gradients for the per-item parameters: a step then touches only the items in it. nccl
+        # cannot all-reduce sparse tensors, so a multi-GPU job keeps them dense.
+        sparse = not (procs.distributed and backend() == "nccl")
+        self.net = InterestTransformerNet(
+            dataset.n_items, cfg, self.item_repr, item_text, self.event_vectors.shape[1], window, sparse
+        )
+        # Items never trained on keep no ID embedding: they are scored by their text alone, and they
+        # are never a candidate in the training softmax (they cost nothing there).
+        self.net.known = torch.from_numpy(np.concatenate([[True], self.popularity > 0]))
+        self.net.to(device)
+        network = self.net
+        if procs.distributed:
+            network = torch.nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        optimizers = self._optimizers(sparse)
+        known = self.net.known_tokens()
+        negatives = min(cfg.negatives, len(known))
+        generator = torch.Generator(device=device).manual_seed(cfg.seed + procs.rank)
+        draw, log_q = self._negative_sampler(known, negatives)
+        long_events = cfg.long_term_events if cfg.long_term else 0
+        event_vectors = self.event_vectors if self.uses_event_text else None
+
+        steps = [0, 0.0]  # of the last epoch: steps, and windows per step in this process
 
         def run_epoch(epoch: int) -> float:
             total, count = 0.0, 0
-            windows = training_windows(histories, cfg.max_len, rng)
-            for items, gaps, targets, text_rows in batches(windows, cfg.batch_size, rng, index):
-                _, loss = self.net(items, gaps, targets, self._event_text(text_rows))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                n = int((targets != 0).sum())
-                total += loss.item() * n
+            windows = training_windows(sequences.lengths, window, rng)
+            groups = batch_order(windows, cfg.batch_size, rng, procs.rank, procs.world)
+            steps[:] = [len(groups), sum(len(g) for g in groups) / max(len(groups), 1)]
+            for batch in training_batches(sequences, windows, groups, long_events, event_vectors):
+                batch = batch.to(device)
+                sample = None
+                if loss == "sampled":
+                    drawn = torch.multinomial(draw, negatives, replacement=True, generator=generator)
+                    sample = torch.unique(known[drawn])
+                with autocast(device, cfg.precision):
+                    value = network(batch, sample, log_q)
+                for optimizer in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
+                value.backward()
+                for optimizer in optimizers:
+                    optimizer.step()
+                n = int((batch.targets != 0).sum())
+                total += value.item() * n
                 count += n
             return total / max(count, 1)
 
         settings = LoopSettings(cfg.max_epochs, cfg.patience, cfg.max_seconds, progress, desc="transformer")
-        stats = run_training(self.net, run_epoch, (lambda: validate(self)) if validate else None, settings)
+        stats = run_training(
+            self.net, run_epoch, (lambda: validate(self)) if validate else None, settings, procs
+        )
+        stats.settings = {
+            "loss": loss,
+            "negatives": negatives if loss == "sampled" else None,
+            "popular_negatives": cfg.popular_negatives if loss == "sampled" else None,
+            "trained_items": trained,
+            "window": window,
+            "long_term": cfg.long_term,
+            "device": str(device),
+            "precision": "bf16" if uses_bf16(device, cfg.precision) else "fp32",
+            "processes": procs.world,
+            "steps_per_epoch": steps[0],
+            "windows_per_step": round(steps[1], 1),
+            "threads": torch.get_num_threads(),
+        }
         self.fit_stats = stats
+
+    def _negative_sampler(self, known: torch.Tensor, draws: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sampling weights over the trained items (K,) and each token's log chance (V,) to be in a
+        sample of ``draws`` draws with replacement, deduplicated: ``log(1 - (1 - q)^draws)``."""
+        counts = torch.from_numpy(self.popularity).to(known.device, torch.float64)[known - 1]
+        share = self.config.popular_negatives
+        q = (1 - share) / len(known) + share * counts / counts.sum()  # (K,)
+        log_q = torch.zeros(self.net.n_tokens, dtype=torch.float64, device=known.device)
+        log_q[known] = torch.log(-torch.expm1(draws * torch.log1p(-q.clamp(max=1 - 1e-12))))
+        return q.float(), log_q.float()
+
+    def _optimizers(self, sparse: bool) -> list[torch.optim.Optimizer]:
+        """SparseAdam for the per-item parameters when their gradients are sparse (a step costs nothing
+        for the items it does not touch), AdamW for the rest (see :meth:`_param_groups`)."""
+        cfg = self.config
+        groups = self._param_groups()
+        if not sparse:
+            return [torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)]
+        per_item = {
+            id(p) for m in (self.net.item_emb, self.net.item_bias) if m is not None for p in m.parameters()
+        }
+        dense = [{**g, "params": [p for p in g["params"] if id(p) not in per_item]} for g in groups]
+        items = [p for g in groups for p in g["params"] if id(p) in per_item]
+        dense = [g for g in dense if g["params"]]
+        out = [torch.optim.AdamW(dense, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)]
+        if items:
+            out.append(torch.optim.SparseAdam(items, lr=cfg.lr))
+        return out
 
     def _param_groups(self) -> list[dict]:
         """The optimiser's parameter groups: in the fused model the shared text projection learns at
@@ -165,20 +262,14 @@ class InterestTransformer(Recommender):
         if net is not None and net.event_proj is not None:
             self._index_event_text(events)
 
-    def _event_text(self, rows: torch.Tensor | None) -> torch.Tensor | None:
-        """Event text vectors (B, T, D) for table rows (B, T), or None without event text."""
-        if rows is None or not self.uses_event_text:
-            return None
-        return torch.from_numpy(self.event_vectors)[rows]
-
-    def _pack(self, histories: Sequence[History]):
-        items, gaps, lengths = pack(histories, self.config.max_len)
-        rows = (
-            event_text_rows(histories, self.config.max_len, self.event_index)
-            if self.uses_event_text
-            else None
-        )
-        return items, gaps, lengths, self._event_text(rows)
+    def _batch(self, histories: Sequence[History]) -> Batch:
+        """The histories' last windows (and what came before them) as a batch on the model's device."""
+        index = self.event_index if self.uses_event_text else None
+        sequences = Sequences.from_histories(histories, index)
+        long_events = self.config.long_term_events if self.net.long_proj is not None else 0
+        vectors = self.event_vectors if self.uses_event_text else None
+        batch = sequences.batch(sequences.last_windows(self.window), False, long_events, vectors)
+        return batch.to(self.device)
 
     # ------------------------------------------------------------------ scoring
     def score(self, histories: Sequence[History]) -> np.ndarray:
@@ -186,10 +277,12 @@ class InterestTransformer(Recommender):
         empty = [i for i, h in enumerate(histories) if len(h) == 0]
         known = [i for i, h in enumerate(histories) if len(h) > 0]
         self.net.eval()
-        for start in range(0, len(known), 256):
-            rows = known[start : start + 256]
-            items, gaps, lengths, event_text = self._pack([histories[i] for i in rows])
-            out[rows] = self.net.score_last(items, gaps, lengths, event_text).numpy()
+        # At most ~32M scores at once, so a million-item catalogue scores in bounded memory.
+        step = max(1, min(256, (1 << 25) // max(1, self.n_items)))
+        for start in range(0, len(known), step):
+            rows = known[start : start + step]
+            scores = self.net.score_last(self._batch([histories[i] for i in rows]))
+            out[rows] = scores.float().cpu().numpy()
         if empty:
             # No behaviour to attend to: fall back to training popularity.
             out[empty] = np.log1p(self.popularity).astype(np.float32)
@@ -201,22 +294,21 @@ class InterestTransformer(Recommender):
     def user_vectors(self, histories: Sequence[History]) -> np.ndarray:
         """Query vectors (B, dim + 1): the final hidden state of each non-empty history, then a 1."""
         self.net.eval()
-        items, gaps, lengths, event_text = self._pack(list(histories))
-        hidden = self.net.encode(items, gaps, event_text)[torch.arange(len(items)), lengths - 1]  # (B, C)
-        return torch.cat([hidden, torch.ones(len(items), 1)], dim=1).numpy()
+        hidden = self.net.last_hidden(self._batch(list(histories))).float().cpu()  # (B, C)
+        return torch.cat([hidden, torch.ones(len(hidden), 1)], dim=1).numpy()
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
         """Item vectors (n_items, dim + 1): each item's (ID, text or fused) vector, then its bias."""
         self.net.eval()
-        vectors, bias = self.net.item_table()
-        return torch.cat([vectors[1:], bias[1:, None]], dim=1).numpy().copy()
+        vectors, bias = self.net.table()
+        return torch.cat([vectors[1:], bias[1:, None]], dim=1).cpu().numpy().copy()
 
     @torch.no_grad()
     def item_embeddings(self) -> np.ndarray:
         """Item vectors (n_items, dim) as the model scores them (ID, text or fused)."""
         self.net.eval()
-        return self.net.item_table()[0][1:].numpy().copy()
+        return self.net.table()[0][1:].cpu().numpy().copy()
 
     def repeat_bias(self) -> float:
         """The score offset of items already in the model's input window (0 when not learned)."""
@@ -230,9 +322,14 @@ class InterestTransformer(Recommender):
 
     # ------------------------------------------------------------------ persistence
     def _save_state(self, directory: Path) -> None:
-        torch.save(self.net.state_dict(), directory / "transformer.pt")
-        text = {"item_repr": self.item_repr, "event_text_dim": int(self.event_vectors.shape[1])}
-        (directory / "text.json").write_text(json.dumps(text))
+        state = {k: v.cpu() for k, v in self.net.state_dict().items()}
+        torch.save(state, directory / "transformer.pt")
+        network = {
+            "item_repr": self.item_repr,
+            "event_text_dim": int(self.event_vectors.shape[1]),
+            "window": self.window,
+        }
+        (directory / "network.json").write_text(json.dumps(network))
         if self.uses_event_text:
             keys = sorted(self.event_index.items(), key=lambda kv: kv[1])
             np.savez(
@@ -244,24 +341,30 @@ class InterestTransformer(Recommender):
             )
 
     def _load_state(self, directory: Path) -> None:
-        state = torch.load(directory / "transformer.pt", weights_only=True)
-        text_path = directory / "text.json"
-        text = (
-            json.loads(text_path.read_text())
-            if text_path.exists()
-            else {"item_repr": "id", "event_text_dim": 0}
-        )
-        self.item_repr = text["item_repr"]
+        state = torch.load(directory / "transformer.pt", weights_only=True, map_location="cpu")
+        network = {"item_repr": "id", "event_text_dim": 0}
+        for name in ("network.json", "text.json"):  # text.json: runs saved before network.json
+            if (directory / name).exists():
+                network.update(json.loads((directory / name).read_text()))
+                break
+        # Runs saved before the window was resolved from the data used max_len as given (50), and had
+        # no long-term summary.
+        window = network.get("window") or self.config.max_len or 50
+        config = self.config
+        if "long_proj.weight" not in state and config.long_term:
+            config = replace(config, long_term=False)
+        self.item_repr = network["item_repr"]
         item_text = state["item_text"][1:] if "item_text" in state else None
         self.net = InterestTransformerNet(
-            len(self.item_map), self.config, self.item_repr, item_text, text["event_text_dim"]
+            len(self.item_map), config, self.item_repr, item_text, network["event_text_dim"], window
         )
         state.setdefault(
             "known", torch.ones(len(self.item_map) + 1, dtype=torch.bool)
         )  # runs saved before cold start
         self.net.load_state_dict(state)
+        self.net.to(self.device)
         self.net.eval()
-        if text["event_text_dim"]:
+        if network["event_text_dim"]:
             saved = np.load(directory / "event_text.npz")
             self.event_vectors = saved["vectors"]
             owners = (

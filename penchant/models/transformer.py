@@ -1,16 +1,25 @@
 """The interest transformer network: causal self-attention over a user's time-ordered items.
 
-SASRec family (Kang & McAuley, 2018) with three changes that matter on small CPU budgets:
-full-softmax cross-entropy over the catalogue at every position (not sampled negatives), a
-time-gap embedding (log-bucketed seconds since the previous event) added to every input, and a
-learned repeat bias that lets the model decide from data whether people come back to items they
-already have (on MovieLens they never re-rate, on a shop they re-buy).
+SASRec family (Kang & McAuley, 2018) with four additions:
+
+* a **time-gap embedding** (log-bucketed seconds since the previous event) added to every input;
+* a learned **repeat bias** that lets the model decide from data whether people come back to items
+  they already have (on MovieLens they never re-rate, in a shop they re-buy);
+* a **long-term summary**: the mean of the vectors of the user's events from before the attention
+  window (up to ``long_term_events`` of them), projected and added to every position, so that
+  interests from far outside the window still count;
+* an objective that scales with the catalogue (``loss``): cross-entropy over every trained item
+  (full softmax) for small catalogues, and cross-entropy over the target and a shared sample of
+  negatives drawn uniformly from the trained items for large ones. With uniform sampling the logQ
+  correction is the same constant for every candidate and cancels. Neither path ever builds a
+  (positions x catalogue) tensor of anything but the logits it needs: items without training events
+  are not scored at all, and the repeat bias is added at the candidates a position has seen.
 
 Text enters in two places (both optional, both from a frozen pretrained sentence encoder):
 
 * **items**: an item's vector is its learned ID embedding, a linear projection of its text
-  embedding, or their sum (``item_repr`` "id", "text", "fused"); the same table embeds inputs and
-  scores outputs. Items without training interactions ("cold") have no usable ID embedding, so
+  embedding, or their sum (``item_repr`` "id", "text", "fused"); the same vectors embed inputs and
+  score outputs. Items without training interactions ("cold") have no usable ID embedding, so
   their ID part is masked to zero and only the text speaks for them; ID dropout during training
   masks random warm items the same way, so the text path learns to stand alone;
 * **events**: text attached to an event (a review, a query) is projected and added to that
@@ -33,26 +42,52 @@ from penchant.errors import InputError
 from penchant.models.base import ModelConfig
 
 PAD = 0
+ITEM_REPRS = ("auto", "id", "text", "fused")
+LOSSES = ("auto", "full", "sampled")
+PRECISIONS = ("auto", "fp32", "bf16")
+GAP_BUCKETS = 32  # 0 = padding, 1 = first event (no previous), 2.. = log2 buckets of the gap in seconds
 
 
 @dataclass(frozen=True)
 class TransformerConfig(ModelConfig):
-    """Settings of the interest transformer; defaults are the recommended ones for ~1k-100k items."""
+    """Settings of the interest transformer; the defaults are the recommended ones.
+
+    Training ends by early stopping on validation (``patience`` epochs without a better score).
+    ``max_epochs`` and ``max_seconds`` are budgets a user may ask for; none is set by default, and a
+    budget that stops training while validation is still improving is reported as such.
+    """
 
     dim: int = 64
     layers: int = 2
     heads: int = 2
-    max_len: int = 50  # most recent events the model attends to
+    # Most recent events the model attends to; 0 = from the data: enough to cover 90% of the
+    # training histories in full, between 20 and 200 (see ``window_for``).
+    max_len: int = 0
     dropout: float = 0.3
     time_gaps: bool = True  # add the time-gap embedding
     repeat_bias: bool = True  # learn a logit offset for items already in the input
+    long_term: bool = True  # add the summary of the events before the window
+    long_term_events: int = 1000  # at most this many events before the window are summarised
+    # "full": softmax over every trained item; "sampled": over the target and ``negatives`` shared
+    # uniform negatives per batch; "auto": full up to ``full_softmax_items`` trained items.
+    loss: str = "auto"
+    negatives: int = 2048
+    # Sampled only: the share of negatives drawn by training popularity rather than uniformly; every
+    # candidate's logit is corrected by the log of its chance to be in the sample (logQ), so the
+    # estimate stays that of the full softmax while popular, hard negatives are seen more often.
+    popular_negatives: float = 0.5
+    full_softmax_items: int = 20_000
     lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    max_epochs: int = 200
+    weight_decay: float = 0.0  # AdamW decay of the dense parameters (item embeddings take none)
+    batch_size: int = 128
+    max_epochs: int | None = None  # an epoch budget; None: until early stopping
     patience: int = 10  # epochs without a better validation score before stopping
-    max_seconds: float = 270.0  # wall-clock budget for training
+    max_seconds: float | None = None  # a wall-clock budget; None: until early stopping
+    validation_users: int = 20_000  # early stopping ranks this many validation users (seeded sample)
     threads: int = 0  # torch intra-op threads; 0 = torch's default (the machine's cores)
+    # "auto": bf16 autocast on a CUDA device that supports it, fp32 elsewhere (on the reference CPUs
+    # bf16 matrix products measured 8x slower than fp32, benchmarks/results/scale.md).
+    precision: str = "auto"
     item_repr: str = "auto"  # "id", "text", "fused", or "auto": fused when items have text, else id
     text_encoder: str = "minilm"  # "minilm", "multilingual" or a sentence-transformers directory
     text_template: str = "{title}. {categories}. {description}"  # item text, see penchant.text.item_texts
@@ -65,18 +100,41 @@ class TransformerConfig(ModelConfig):
     text_lr_scale: float = 0.03
 
     def __post_init__(self) -> None:
-        if self.item_repr not in ITEM_REPRS:
-            raise InputError(f"item_repr must be one of {', '.join(ITEM_REPRS)}, got '{self.item_repr}'")
+        super().__post_init__()
+        choices = {"item_repr": ITEM_REPRS, "loss": LOSSES, "precision": PRECISIONS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InputError(f"{name} must be one of {', '.join(allowed)}, got '{getattr(self, name)}'")
+        if self.dim % self.heads:
+            raise InputError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.popular_negatives <= 1.0:
+            raise InputError(f"popular_negatives must be in [0, 1], got {self.popular_negatives}")
         if not 0.0 <= self.id_dropout < 1.0:
             raise InputError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
-        if self.text_lr_scale <= 0:
-            raise InputError(f"text_lr_scale must be > 0, got {self.text_lr_scale}")
+        positive = ("dim", "layers", "heads", "batch_size", "patience", "negatives", "lr", "text_lr_scale")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise InputError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("max_epochs", "max_seconds", "validation_users", "long_term_events"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise InputError(f"{name} must be > 0 (or null for no limit), got {value}")
+        for name in ("max_len", "threads", "full_softmax_items", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-ITEM_REPRS = ("auto", "id", "text", "fused")
-
-
-GAP_BUCKETS = 32  # 0 = padding, 1 = first event (no previous), 2.. = log2 buckets of the gap in seconds
+def window_for(lengths, config: TransformerConfig) -> int:
+    """The attention window: ``config.max_len``, or when 0, the 90th percentile of the training
+    history lengths (so most users are seen whole), rounded up to a multiple of 10, in [20, 200]."""
+    if config.max_len:
+        return config.max_len
+    if len(lengths) == 0:
+        return 50
+    p90 = float(torch.quantile(torch.as_tensor(lengths, dtype=torch.float64), 0.9))
+    return int(min(200, max(20, 10 * math.ceil(p90 / 10))))
 
 
 class CausalSelfAttention(nn.Module):
@@ -114,10 +172,36 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+@dataclass
+class Batch:
+    """One training or scoring batch, all tensors right-padded.
+
+    items, gaps: (B, T) tokens and gap buckets; targets: (B, T) next-item tokens, PAD where none
+    (None when scoring); lengths: (B,); event_text: (B, T, D) or None; long_tokens, long_rows: the
+    tokens of the events before each row's window, flat, and the row each belongs to (None without
+    the long-term summary).
+    """
+
+    items: torch.Tensor
+    gaps: torch.Tensor
+    lengths: torch.Tensor
+    targets: torch.Tensor | None = None
+    event_text: torch.Tensor | None = None
+    long_tokens: torch.Tensor | None = None
+    long_rows: torch.Tensor | None = None
+
+    def to(self, device: torch.device) -> Batch:
+        moved = {
+            k: (v.to(device, non_blocking=True) if v is not None else None) for k, v in vars(self).items()
+        }
+        return Batch(**moved)
+
+
 class InterestTransformerNet(nn.Module):
     """The network. ``item_text`` (n_items, D) are frozen item text embeddings (zero rows for items
     without text), needed unless ``item_repr == "id"``; ``event_text_dim`` > 0 adds a projection for
-    event text, whose vectors are passed to :meth:`encode` per position."""
+    event text. ``sparse`` gives the per-item parameters sparse gradients (for ``SparseAdam``), so a
+    step costs nothing for the items it does not touch."""
 
     def __init__(
         self,
@@ -126,6 +210,8 @@ class InterestTransformerNet(nn.Module):
         item_repr: str = "id",
         item_text: torch.Tensor | None = None,
         event_text_dim: int = 0,
+        window: int = 50,
+        sparse: bool = False,
     ):
         super().__init__()
         if item_repr not in ("id", "text", "fused"):
@@ -134,10 +220,14 @@ class InterestTransformerNet(nn.Module):
             raise ValueError(f"item_repr={item_repr!r} needs item text embeddings")
         self.config = config
         self.item_repr = item_repr
+        self.window = window
         self.n_tokens = n_items + 1
         c = config.dim
-        self.item_emb = nn.Embedding(self.n_tokens, c, padding_idx=PAD) if item_repr != "text" else None
-        self.item_bias = nn.Parameter(torch.zeros(self.n_tokens)) if item_repr != "text" else None
+        if item_repr != "text":
+            self.item_emb = nn.Embedding(self.n_tokens, c, padding_idx=PAD, sparse=sparse)
+            self.item_bias = nn.Embedding(self.n_tokens, 1, padding_idx=PAD, sparse=sparse)
+        else:
+            self.item_emb = self.item_bias = None
         if item_repr != "id":
             # (V, D) with the padding row zero; frozen, saved with the parameters.
             padded = torch.cat([torch.zeros(1, item_text.shape[1]), item_text.float()])
@@ -150,13 +240,17 @@ class InterestTransformerNet(nn.Module):
         # Items with training interactions; the others' ID part is masked. Set by the trainer.
         self.register_buffer("known", torch.ones(self.n_tokens, dtype=torch.bool))
         self.event_proj = nn.Linear(event_text_dim, c, bias=False) if event_text_dim else None
-        self.pos_emb = nn.Embedding(config.max_len, c)
+        self.pos_emb = nn.Embedding(window, c)
         self.gap_emb = nn.Embedding(GAP_BUCKETS, c, padding_idx=0) if config.time_gaps else None
+        self.long_proj = nn.Linear(c, c, bias=False) if config.long_term else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(c, config.heads, config.dropout) for _ in range(config.layers))
         self.ln_f = nn.LayerNorm(c)
         self.repeat = nn.Parameter(torch.zeros(())) if config.repeat_bias else None
         self.apply(self._init_weights)
+        if self.item_bias is not None:
+            nn.init.zeros_(self.item_bias.weight)
+        self._table: tuple[torch.Tensor, torch.Tensor] | None = None  # eval-mode cache of all vectors
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -169,113 +263,195 @@ class InterestTransformerNet(nn.Module):
             if module.padding_idx is not None:
                 module.weight.data[module.padding_idx].zero_()
 
-    def item_table(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every token's vector (V, C) and output bias (V,): ID part (masked for cold items, and for a
-        random share of warm ones while training) plus the text part."""
-        vectors = torch.zeros(self.n_tokens, self.config.dim)
-        bias = torch.zeros(self.n_tokens)
+    def train(self, mode: bool = True) -> InterestTransformerNet:
+        self._table = None  # parameters may change from here on
+        return super().train(mode)
+
+    def _load_from_state_dict(self, state, prefix, *args, **kwargs):
+        # Runs saved before the item bias became an embedding hold it as a (V,) vector.
+        bias = state.get(prefix + "item_bias")
+        if bias is not None and bias.dim() == 1:
+            state[prefix + "item_bias.weight"] = state.pop(prefix + "item_bias")[:, None]
+        self._table = None
+        super()._load_from_state_dict(state, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------------ item vectors
+    @property
+    def device(self) -> torch.device:
+        return self.known.device
+
+    def known_tokens(self) -> torch.Tensor:
+        """Tokens of the items with training events, ascending (K,)."""
+        return torch.nonzero(self.known[1:]).squeeze(1) + 1
+
+    def item_vectors(
+        self, tokens: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectors (..., C) and output biases (...) of ``tokens``: ID part (masked for cold items and
+        where ``keep`` is False) plus the text part."""
+        c = self.config.dim
+        vectors = torch.zeros(*tokens.shape, c, device=tokens.device)
+        bias = torch.zeros(tokens.shape, device=tokens.device)
         if self.item_emb is not None:
-            keep = self.known
-            if self.training and self.item_repr == "fused" and self.config.id_dropout > 0:
-                keep = keep & (torch.rand(self.n_tokens) >= self.config.id_dropout)
-            keep = keep.float()  # (V,)
-            vectors = vectors + self.item_emb.weight * keep[:, None]  # (V, C)
-            bias = bias + self.item_bias * keep
+            mask = self.known[tokens] if keep is None else self.known[tokens] & keep
+            mask = mask.to(vectors.dtype)
+            vectors = vectors + self.item_emb(tokens) * mask[..., None]
+            bias = bias + self.item_bias(tokens).squeeze(-1) * mask
         if self.text_proj is not None:
-            vectors = vectors + self.text_proj(self.item_text)  # (V, C)
-            bias = bias + self.text_bias(self.item_text).squeeze(1)  # (V,)
+            text = self.item_text[tokens]  # (..., D)
+            vectors = vectors + self.text_proj(text)
+            bias = bias + self.text_bias(text).squeeze(-1)
         return vectors, bias
 
+    def table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every token's vector (V, C) and bias (V,), cached while the module is in eval mode."""
+        if self.training:
+            return self.item_vectors(torch.arange(self.n_tokens, device=self.device))
+        if self._table is None:
+            with torch.no_grad():
+                self._table = self.item_vectors(torch.arange(self.n_tokens, device=self.device))
+        return self._table
+
+    # ------------------------------------------------------------------ encoder
     def encode(
-        self,
-        items: torch.Tensor,
-        gaps: torch.Tensor | None,
-        event_text: torch.Tensor | None = None,
-        table: torch.Tensor | None = None,
+        self, batch: Batch, vectors: torch.Tensor | None = None, summary: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Hidden states (B, T, C) for right-padded token ids (B, T), gap buckets (B, T) and optional
-        event text vectors (B, T, D), zero where an event has no text."""
-        t = items.shape[1]
-        table = self.item_table()[0] if table is None else table  # (V, C)
+        """Hidden states (B, T, C). ``vectors`` (B, T, C) and ``summary`` (B, C) are the input items'
+        vectors and the long-term summaries when the caller has them already (training draws one
+        ID-dropout mask for inputs and outputs alike)."""
+        items = batch.items
+        b, t = items.shape
+        if vectors is None:
+            vectors = self.table()[0][items]
+        if summary is None and self.long_proj is not None and batch.long_tokens is not None:
+            summary = self._long_summary(batch.long_rows, self.table()[0][batch.long_tokens], b)
         positions = torch.arange(t, device=items.device)
-        x = table[items] * math.sqrt(self.config.dim) + self.pos_emb(positions)[None]  # (B, T, C)
-        if self.gap_emb is not None and gaps is not None:
-            x = x + self.gap_emb(gaps)
-        if self.event_proj is not None and event_text is not None:
-            x = x + self.event_proj(event_text)  # (B, T, C)
+        x = vectors * math.sqrt(self.config.dim) + self.pos_emb(positions)[None]  # (B, T, C)
+        if self.gap_emb is not None:
+            x = x + self.gap_emb(batch.gaps)
+        if self.event_proj is not None and batch.event_text is not None:
+            x = x + self.event_proj(batch.event_text)  # (B, T, C)
+        if self.long_proj is not None and summary is not None:
+            x = x + self.long_proj(summary)[:, None, :]  # the same summary at every position
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)
         return self.ln_f(x)
 
-    def logits(
-        self,
-        hidden: torch.Tensor,
-        seen: torch.Tensor | None,
-        table: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        """Scores over all tokens (N, V) from hidden states (N, C); ``seen`` (N, V) bool marks tokens
-        already in each row's input, which receive the repeat bias."""
-        vectors, bias = self.item_table() if table is None else table
-        out = hidden @ vectors.T + bias  # (N, V)
-        if self.repeat is not None and seen is not None:
-            out = torch.where(seen, out + self.repeat, out)
-        out[:, PAD] = float("-inf")
-        return out
+    def _long_summary(self, rows: torch.Tensor, vectors: torch.Tensor, b: int) -> torch.Tensor:
+        """(B, C): the mean of each row's pre-window event vectors (L, C), zero for a row with none."""
+        sums = torch.zeros(b, self.config.dim, device=vectors.device, dtype=vectors.dtype)
+        sums = sums.index_add(0, rows, vectors)
+        counts = torch.bincount(rows, minlength=b).clamp(min=1).to(vectors.dtype)
+        return sums / counts[:, None]
 
+    # ------------------------------------------------------------------ training
     def forward(
-        self,
-        items: torch.Tensor,
-        gaps: torch.Tensor | None,
-        targets: torch.Tensor,
-        event_text: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training: logits (N, V) at the N positions that have a target, and their mean cross-entropy.
+        self, batch: Batch, negatives: torch.Tensor | None = None, log_q: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Training: the mean cross-entropy of every next-item target in the batch.
 
-        items, gaps, targets: (B, T), right-padded; targets are next-item tokens, PAD where none.
-        event_text: (B, T, D) or None.
+        With ``negatives`` None, over every trained item (full softmax); otherwise over each target
+        and the given tokens, ascending (sampled softmax; a negative equal to a row's target is
+        masked), every logit less ``log_q`` (V,) of its token: the log chance that the token is drawn.
         """
+        items, targets = batch.items, batch.targets
         b, t = items.shape
-        table = self.item_table()  # one ID-dropout draw for inputs and outputs alike
-        hidden = self.encode(items, gaps, event_text, table[0])  # (B, T, C)
         rows, cols = (targets != PAD).nonzero(as_tuple=True)  # N positions
-        seen = None
+        wanted = targets[rows, cols]  # (N,)
+        candidates = self.known_tokens() if negatives is None else negatives  # (S,), ascending
+        # One set of vectors for every token the batch touches, so that one ID-dropout draw holds for
+        # inputs, outputs and the long-term summary alike.
+        parts = [items.reshape(-1), wanted, candidates]
+        summarise = self.long_proj is not None and batch.long_tokens is not None
+        if summarise:
+            parts.append(batch.long_tokens)
+        tokens, inverse = torch.unique(torch.cat(parts), return_inverse=True)
+        keep = None
+        if self.item_repr == "fused" and self.config.id_dropout > 0:
+            keep = torch.rand(len(tokens), device=tokens.device) >= self.config.id_dropout
+        vectors, bias = self.item_vectors(tokens, keep)  # (U, C), (U,)
+        at = torch.split(inverse, [len(p) for p in parts])
+        summary = self._long_summary(batch.long_rows, vectors[at[3]], b) if summarise else None
+        hidden = self.encode(batch, vectors[at[0]].view(b, t, -1), summary)  # (B, T, C)
+        h = hidden[rows, cols]  # (N, C)
+        logits = h @ vectors[at[2]].T + bias[at[2]]  # (N, S)
+        seen_tokens, seen = self._prefix(items, rows, cols)  # (N, T) each
+        logits = self._add_repeat(logits, candidates, seen_tokens, seen)
+        if negatives is None:
+            return F.cross_entropy(logits, torch.searchsorted(candidates, wanted))
+        positive = (h * vectors[at[1]]).sum(-1) + bias[at[1]]  # (N,)
+        if log_q is not None:
+            logits = logits - log_q[candidates][None, :]
+            positive = positive - log_q[wanted]
         if self.repeat is not None:
-            # First position of each token in each sequence; position t has seen it when first <= t.
-            first = torch.full((b, self.n_tokens), t, dtype=torch.int16)
-            first.scatter_reduce_(1, items, torch.arange(t, dtype=torch.int16).expand(b, t), reduce="amin")
-            seen = first[rows] <= cols[:, None].to(torch.int16)  # (N, V)
-        logits = self.logits(hidden[rows, cols], seen, table)  # (N, V)
-        # Items without training events are left out of the softmax, as if not yet in the catalogue:
-        # as never-positive negatives they would only learn to score low, by ID and text alike.
-        logits = logits.masked_fill(~self.known, float("-inf"))
-        return logits, F.cross_entropy(logits, targets[rows, cols])
+            positive = positive + self.repeat * (seen & (seen_tokens == wanted[:, None])).any(1)
+        # A negative that is the row's own target (an accidental hit) is taken out.
+        column = torch.searchsorted(candidates, wanted).clamp(max=len(candidates) - 1)
+        hit = (candidates[column] == wanted).nonzero(as_tuple=True)[0]
+        logits = logits.index_put((hit, column[hit]), torch.tensor(float("-inf"), device=logits.device))
+        logits = torch.cat([positive[:, None], logits], dim=1)  # (N, 1 + S); the target is column 0
+        return F.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
+
+    @staticmethod
+    def _prefix(
+        items: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each position (rows[n], cols[n]): the row's tokens (N, T) and which of them it has seen,
+        counting each token once (its first occurrence) so a repeated token gets one repeat bias."""
+        t = items.shape[1]
+        earlier = torch.ones(t, t, dtype=torch.bool, device=items.device).tril(-1)  # j' < j
+        duplicate = ((items[:, :, None] == items[:, None, :]) & earlier).any(-1)  # (B, T)
+        first = ~duplicate & (items != PAD)
+        positions = torch.arange(t, device=items.device)
+        seen = first[rows] & (positions[None, :] <= cols[:, None])  # (N, T)
+        return items[rows], seen
+
+    def _add_repeat(
+        self, logits: torch.Tensor, candidates: torch.Tensor, tokens: torch.Tensor, seen: torch.Tensor
+    ) -> torch.Tensor:
+        """``logits`` (N, S) over ascending ``candidates`` plus the repeat bias where a row has seen the
+        candidate, without any (N, V) tensor."""
+        if self.repeat is None:
+            return logits
+        column = torch.searchsorted(candidates, tokens).clamp(max=len(candidates) - 1)  # (N, T)
+        hit = seen & (candidates[column] == tokens)
+        return logits.scatter_add(1, column, hit.to(logits.dtype) * self.repeat)
+
+    # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def last_hidden(self, batch: Batch) -> torch.Tensor:
+        """(B, C): the hidden state after each row's last event."""
+        hidden = self.encode(batch)  # (B, T, C)
+        return hidden[torch.arange(len(batch.items), device=hidden.device), batch.lengths - 1]
 
     @torch.no_grad()
-    def score_last(
-        self,
-        items: torch.Tensor,
-        gaps: torch.Tensor | None,
-        lengths: torch.Tensor,
-        event_text: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def score_last(self, batch: Batch) -> torch.Tensor:
         """Scores over catalogue items (B, n_items) for the event after each right-padded sequence."""
-        table = self.item_table()
-        hidden = self.encode(items, gaps, event_text, table[0])  # (B, T, C)
-        last = hidden[torch.arange(len(items)), lengths - 1]  # (B, C)
-        seen = torch.zeros(len(items), self.n_tokens, dtype=torch.bool).scatter_(1, items, True)
-        return self.logits(last, seen, table)[:, 1:]
+        vectors, bias = self.table()
+        out = self.last_hidden(batch) @ vectors.T + bias  # (B, V)
+        if self.repeat is not None:
+            # Tokens already in the window: the same value is written for a token repeated in a row.
+            out.scatter_(1, batch.items, out.gather(1, batch.items) + self.repeat)
+        out[:, PAD] = float("-inf")
+        return out[:, 1:]
 
     @torch.no_grad()
     def add_items(self, item_text: torch.Tensor | None, n_new: int) -> None:
         """Grow the catalogue by ``n_new`` cold items (text (n_new, D) unless item_repr is "id")."""
         if self.item_emb is not None:
-            grown = nn.Embedding(self.n_tokens + n_new, self.config.dim, padding_idx=PAD)
-            grown.weight.zero_()
-            grown.weight[: self.n_tokens] = self.item_emb.weight
-            self.item_emb = grown
-            self.item_bias = nn.Parameter(torch.cat([self.item_bias, torch.zeros(n_new)]))
+            for name in ("item_emb", "item_bias"):
+                old = getattr(self, name)
+                grown = nn.Embedding(
+                    self.n_tokens + n_new, old.embedding_dim, padding_idx=PAD, sparse=old.sparse
+                )
+                grown = grown.to(old.weight.device)
+                grown.weight.zero_()
+                grown.weight[: self.n_tokens] = old.weight
+                setattr(self, name, grown)
         if self.item_text is not None:
-            self.item_text = torch.cat([self.item_text, item_text.float()])
-        self.known = torch.cat([self.known, torch.zeros(n_new, dtype=torch.bool)])
+            self.item_text = torch.cat([self.item_text, item_text.float().to(self.item_text.device)])
+        new = torch.zeros(n_new, dtype=torch.bool, device=self.known.device)
+        self.known = torch.cat([self.known, new])
         self.n_tokens += n_new
+        self._table = None

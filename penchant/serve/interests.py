@@ -18,7 +18,6 @@ import numpy as np
 
 from penchant.data.dataset import History
 from penchant.errors import InputError
-from penchant.evaluate.runs import Run
 from penchant.explain import Explanation, explain
 from penchant.explore import (
     EXPLOIT,
@@ -35,6 +34,7 @@ from penchant.explore import (
 )
 from penchant.interests import Profile, Taxonomy, build_profile
 from penchant.models import Recommender
+from penchant.runs import Run
 
 DEFAULT_CANDIDATES = 200  # the model's top candidates a policy re-ranks (as penchant recommend does)
 

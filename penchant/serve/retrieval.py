@@ -104,7 +104,7 @@ class AnnRetriever:
         params = self._faiss.SearchParametersHNSW(efSearch=max(self.ef_search, wanted))
         _, ids = self.index.search(query, wanted, params=params)
         candidates = ids[0][ids[0] >= 0]
-        window = np.unique(history.items[-self.model.config.max_len :])
+        window = np.unique(history.items[-self.model.window :])
         if exclude_seen:
             candidates = np.setdiff1d(candidates, seen)
         elif self.repeat > 0:

@@ -27,6 +27,7 @@ class Settings:
     db_pool_size: int = 8  # database connections shared by request threads
     torch_threads: int = 1  # intra-op threads per request; requests run in parallel threads already
     explain_events: int = 200  # most recent events an explanation weighs (one model pass per event)
+    device: str = "auto"  # where a neural model scores: auto (CUDA when torch sees it), cpu, cuda[:N], mps
 
     def __post_init__(self) -> None:
         if self.open_access and not is_loopback(self.host):

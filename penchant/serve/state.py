@@ -33,10 +33,10 @@ from starlette.concurrency import run_in_threadpool
 
 from penchant.data.dataset import History
 from penchant.errors import InputError
-from penchant.evaluate.runs import Run, load_run
 from penchant.explain import Explanation
 from penchant.interests import Profile
 from penchant.models import Recommendation
+from penchant.runs import Run, load_run
 from penchant.serve.interests import DEFAULT_CANDIDATES, ExploredItem, PolicyName, RunInterests
 from penchant.serve.retrieval import Retriever, build_retriever
 from penchant.serve.settings import Settings
@@ -162,7 +162,7 @@ class ModelHolder:
 
     def _load(self) -> LoadedRun:
         run_dir = Path(self.settings.run_dir)
-        run = load_run(run_dir)
+        run = load_run(run_dir, self.settings.device)
         run_key = hashlib.sha256((run_dir / "run.json").read_bytes()).hexdigest()[:32]
         added = self.store.import_run(run_key, str(run_dir.resolve()), run.dataset.events, run.dataset.items)
         if added is not None:

@@ -519,3 +519,56 @@ def test_load_dataset_errors_name_the_items_file(tmp_path):
 
     assert str(items) in message
     assert "'item_id'" in message
+
+
+# ---------------------------------------------------------------------------------------- compressed
+def _compress(path: Path, kind: str) -> Path:
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    target = path.with_name(path.name + kind)
+    data = path.read_bytes()
+    if kind == ".zst":
+        target.write_bytes(zstandard.ZstdCompressor().compress(data))
+    else:
+        with openers[kind](target, "wb") as handle:
+            handle.write(data)
+    path.unlink()
+    return target
+
+
+@pytest.mark.parametrize("kind", [".gz", ".zst", ".bz2", ".xz"])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_compressed_text_formats_read_like_their_plain_forms(tmp_path, suffix, kind):
+    plain = read_events(_write(tmp_path / f"plain{suffix}", EVENTS), COLUMNS)
+    events = _compress(_write(tmp_path / f"events{suffix}", EVENTS), kind)
+    pd.testing.assert_frame_equal(read_events(events, COLUMNS), plain)
+    items = _compress(_write(tmp_path / f"items{suffix}", ITEMS), kind)
+    dataset = load_dataset(events, items, columns=COLUMNS)
+    assert dataset.name == "events"  # neither the format nor the compression is part of the name
+    assert dataset.titles() == ["Alpha", "Beta", "Gamma"]
+
+
+def test_bad_row_in_a_compressed_file_names_its_line(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text("u,i,t\nu1,i1,1\n\nu3,i3,yesterday\n")
+    message = _error(read_events, _compress(path, ".gz"), ColumnMap(user_id="u", item_id="i", timestamp="t"))
+    assert message.startswith(f"{path}.gz, line 4, column 't':")
+
+
+@pytest.mark.parametrize("name", ["events.csv.gz", "events.jsonl.zst"])
+def test_corrupt_compressed_file_is_one_line(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"this is not compressed data at all")
+    message = _error(read_events, path)
+    assert str(path) in message and "decompress" in message
+
+
+def test_compressed_file_of_an_unsupported_format(tmp_path):
+    path = tmp_path / "events.xlsx.gz"
+    path.write_bytes(b"")
+    assert "'.xlsx.gz'" in _error(read_events, path)

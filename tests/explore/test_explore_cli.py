@@ -8,8 +8,8 @@ import pytest
 
 from penchant.cli.main import main
 from penchant.data.dataset import Dataset
-from penchant.evaluate.runs import train_run
 from penchant.models import EASE
+from penchant.runs import train_run
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from PIL import Image
 
 from penchant.cli.main import main
 from penchant.data.dataset import Dataset
-from penchant.evaluate.runs import train_run
 from penchant.models import EASE
+from penchant.runs import train_run
 
 GENRES = ["Alpha", "Beta", "Gamma"]
 

@@ -176,3 +176,49 @@ def test_transformer_early_stopping_restores_the_first_epoch(cycle_dataset):
     users = list(cycle_dataset.user_map.ids)
     histories = [stopped.history_of(u) for u in users]
     np.testing.assert_array_equal(stopped.score(histories), one_epoch.score(histories))
+
+
+# ---------------------------------------------------------------------------------------- budgets
+def test_by_default_training_runs_until_early_stopping():
+    scores = [0.01 * e for e in range(1, 301)] + [0.0] * 10  # improves for 300 epochs, then never
+    module, stats = toy_training(scores, patience=10, max_epochs=None)
+    assert stats.epochs == 310 and stats.best_epoch == 300 and module.epoch.item() == 300
+    assert stats.stopped_by == "early stopping" and stats.converged and not stats.still_improving
+    assert stats.budget_note() is None
+    assert len(stats.epoch_seconds) == 310 and stats.seconds_per_epoch > 0
+
+
+def test_a_budget_that_ends_training_early_says_so():
+    module, stats = toy_training([0.1, 0.2, 0.3, 0.4], patience=3, max_epochs=3)
+    assert stats.stopped_by == "epoch budget" and not stats.converged and stats.still_improving
+    note = stats.budget_note()
+    assert "epoch budget after 3 epochs" in note and "undertrained" in note
+    module = Counter()
+    stats = run_training(
+        module, lambda epoch: 1.0, lambda: 0.5, LoopSettings(None, 5, max_seconds=1e-9, progress=False)
+    )
+    assert stats.epochs == 1 and stats.stopped_by == "time budget" and stats.still_improving
+
+
+def test_training_without_validation_needs_an_epoch_budget():
+    from penchant.errors import InputError
+
+    with pytest.raises(InputError, match="max_epochs"):
+        run_training(Counter(), lambda epoch: 1.0, None, LoopSettings(None, 5, progress=False))
+
+
+def test_config_values_of_the_wrong_type_or_range_are_refused_by_name():
+    from penchant.errors import InputError
+
+    for bad, name in (
+        ({"max_epochs": "20"}, "max_epochs"),
+        ({"heads": 3}, "heads"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"dropout": 2}, "dropout"),
+        ({"long_term": "yes"}, "long_term"),
+        ({"loss": "bpr"}, "loss"),
+        ({"negatives": 2.5}, "negatives"),
+    ):
+        with pytest.raises(InputError, match=name):
+            TransformerConfig.from_dict(bad)
+    assert TransformerConfig.from_dict({"max_epochs": None, "lr": 1}).lr == 1

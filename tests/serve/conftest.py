@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol
-from penchant.evaluate.runs import train_run
 from penchant.models import EASE, InterestTransformer, TransformerConfig
+from penchant.runs import train_run
 from penchant.serve import Settings, create_app
 from penchant.serve.testing import TemporaryPostgres, find_pg_bin
 

@@ -7,10 +7,10 @@ import pytest
 
 from penchant.data.dataset import Dataset, History
 from penchant.data.split import Protocol
-from penchant.evaluate.runs import load_run, train_run
 from penchant.explain import explain
 from penchant.interests import Taxonomy, build_profile
 from penchant.models import EASE
+from penchant.runs import load_run, train_run
 from penchant.serve.db import Database
 from penchant.serve.keys import Scope, create_key
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from penchant.data.dataset import History
 from penchant.data.split import Protocol
-from penchant.evaluate.runs import load_run, train_run
 from penchant.models import Popularity
+from penchant.runs import load_run, train_run
 from penchant.serve.schemas import RecommendationsOut
 
 NOW = 1_700_000_000.0

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from penchant.data.dataset import History
-from penchant.evaluate.runs import load_run
+from penchant.runs import load_run
 from penchant.serve.retrieval import AnnRetriever, ExactRetriever, build_retriever
 
 
@@ -30,7 +30,7 @@ def ease(ease_run):
 
 def test_user_and_item_vectors_reproduce_the_scores(transformer):
     histories = list(transformer.histories.values())
-    window = transformer.config.max_len
+    window = transformer.window
     reference = transformer.user_vectors(histories) @ transformer.item_vectors().T  # (U, I)
     for row, history in enumerate(histories):
         reference[row, np.unique(history.items[-window:])] += transformer.repeat_bias()

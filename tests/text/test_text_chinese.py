@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from penchant.evaluate.runs import load_run
+from penchant.runs import load_run
 from tests.clitools import penchant
 
 SCIFI = [

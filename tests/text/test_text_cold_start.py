@@ -9,8 +9,9 @@ from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol, held_out_items, split
 from penchant.errors import InputError
 from penchant.evaluate.ranking import RandomScores, evaluate
-from penchant.evaluate.runs import evaluate_run, load_run, train_run
+from penchant.evaluate.report import evaluate_run
 from penchant.models import InterestTransformer, ModelConfig, TransformerConfig
+from penchant.runs import load_run, train_run
 
 
 def random_dataset(n_users=80, n_items=60, length=15, seed=3) -> Dataset:

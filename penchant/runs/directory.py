@@ -1,4 +1,5 @@
-"""Runs: a trained model saved together with the cleaned data and the protocol it was trained under.
+"""Run directories: a trained model saved together with the cleaned data and the protocol it was
+trained under.
 
 A run directory holds ``run.json`` (what was done), ``data/`` (cleaned events, items, users as
 Parquet) and ``model/``. Evaluation re-derives the split from the saved data, which is deterministic,
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,11 +22,8 @@ from penchant import __version__
 from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol, Split, split
 from penchant.errors import InputError
-from penchant.evaluate.beyond import category_taxonomy, evaluate_with_policy
-from penchant.evaluate.ranking import RandomScores, evaluate, validator
-from penchant.explore.policies import Policy
 from penchant.interests.taxonomy import Taxonomy
-from penchant.models import ModelConfig, Recommender, load_model
+from penchant.models import Recommender, load_model
 
 
 @dataclass
@@ -46,34 +43,6 @@ class Run:
         is clustered by it too). InputError when the catalogue has neither."""
         encoder = getattr(self.model.config, "text_encoder", None) or "minilm"
         return Taxonomy.for_dataset(self.dataset, n_topics=n_topics, encoder=encoder)
-
-
-def train(
-    dataset: Dataset, model: Recommender, protocol: Protocol | None = None, progress: bool = True
-) -> Split:
-    """Fit ``model`` on the protocol's training events with early stopping on validation NDCG@10.
-
-    Afterwards the model knows every user's full history, so ``recommend(user_id)`` uses all of it;
-    evaluation always passes the split's own histories, so this leaks nothing into the metrics.
-    """
-    parts = split(dataset, protocol)
-    model.fit(dataset, parts.train, validate=validator(parts.validation), progress=progress)
-    model.observe(dataset, dataset.events)
-    return parts
-
-
-def train_run(
-    dataset: Dataset,
-    model: Recommender,
-    directory: str | Path,
-    protocol: Protocol | None = None,
-    source: dict | None = None,
-    progress: bool = True,
-) -> Run:
-    """Train and save a run directory."""
-    protocol = protocol or Protocol()
-    parts = train(dataset, model, protocol, progress)
-    return save_run(directory, dataset, model, parts, source)
 
 
 def save_run(
@@ -107,7 +76,8 @@ def save_run(
     return Run(directory, dataset, model, parts.protocol, meta)
 
 
-def load_run(directory: str | Path) -> Run:
+def load_run(directory: str | Path, device: str = "auto") -> Run:
+    """Load a run directory; a neural model is placed on ``device`` (auto, cpu, cuda[:N], mps)."""
     directory = Path(directory)
     meta_path = directory / "run.json"
     if not meta_path.exists():
@@ -116,59 +86,8 @@ def load_run(directory: str | Path) -> Run:
         )
     meta = json.loads(meta_path.read_text())
     dataset = Dataset.load(directory / "data", name=meta["dataset"]["name"])
-    model = load_model(directory / "model")
+    model = load_model(directory / "model").to(device)
     return Run(directory, dataset, model, Protocol(**meta["protocol"]), meta)
-
-
-RANDOM_DRAWS = 20  # random-baseline draws averaged in cold-start reports
-
-
-def evaluate_run(
-    run: Run,
-    ks: Sequence[int] = (10,),
-    exclude_seen: bool = False,
-    policy: Policy | None = None,
-    explore: float = 0.0,
-) -> dict:
-    """Test-set metrics of a run under its own protocol, re-ranked by ``policy`` when one is given;
-    beyond-accuracy metrics too when the catalogue has categories (or, with a policy, over the
-    interests the policy works with, text topics included)."""
-    parts = run.split()
-    taxonomy = category_taxonomy(run.dataset) if policy is None else policy.taxonomy
-
-    def score(model: Recommender) -> dict:
-        if policy is None and taxonomy is None:
-            return evaluate(model, parts.test, run.protocol, ks, exclude_seen)
-        train = list(run.dataset.histories(parts.train).values())
-        return evaluate_with_policy(
-            model,
-            run.dataset,
-            train,
-            parts.test,
-            run.protocol,
-            ks,
-            exclude_seen,
-            policy=policy,
-            explore=explore,
-            taxonomy=taxonomy,
-        )
-
-    result = score(run.model)
-    result["model"] = run.model.name
-    if run.protocol.name == "cold-start":
-        # Chance level on the same cases through the same code, averaged over draws (one draw of a
-        # ~0.6% hit rate over a few hundred users is too noisy to compare with).
-        draws = [
-            score(RandomScores(ModelConfig(seed=seed)).fit(run.dataset, parts.train, progress=False))[
-                "metrics"
-            ]
-            for seed in range(RANDOM_DRAWS)
-        ]
-        result["baseline"] = {name: float(np.mean([d[name] for d in draws])) for name in draws[0]}
-        result["protocol"]["baseline"] = (
-            f"uniformly random scores over the {run.protocol.ranking}, mean of {RANDOM_DRAWS} seeded draws"
-        )
-    return result
 
 
 def machine() -> dict:
