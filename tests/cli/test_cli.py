@@ -166,3 +166,58 @@ def test_bad_k_is_a_usage_error(own_run):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "must be at least 1" in result.stderr
+
+
+def test_a_budget_that_cuts_training_short_is_reported_everywhere(own_files, tmp_path):
+    out = tmp_path / "cut"
+    config = '{"dim": 16, "layers": 1, "max_epochs": 2, "threads": 1}'
+    base = ["train", "--events", str(own_files["events"]), *OWN[:6], "--config", config]
+    result = penchant(*base, "--device", "cpu", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "ended by epoch budget" in result.stderr and "s per epoch" in result.stderr
+    assert "warning: training was stopped by its epoch budget after 2 epochs" in " ".join(
+        result.stderr.split()
+    )
+    fit = json.loads((out / "run.json").read_text())["fit"]
+    assert fit["stopped_by"] == "epoch budget" and fit["still_improving"] is True
+    assert len(fit["epoch_seconds"]) == 2 and fit["settings"]["device"] == "cpu"
+    table = penchant("evaluate", "--run", str(out))
+    assert "note: training was stopped by its epoch budget" in " ".join(table.stdout.split())
+    report = json.loads(penchant("evaluate", "--run", str(out), "--json").stdout)
+    assert report["training"]["stopped_by"] == "epoch budget" and "undertrained" in report["training"]["note"]
+
+
+def test_without_a_budget_training_ends_by_early_stopping(own_files, tmp_path):
+    out = tmp_path / "converged"
+    config = '{"dim": 16, "layers": 1, "patience": 2, "threads": 1}'
+    base = ["train", "--events", str(own_files["events"]), *OWN[:6], "--config", config, "--out", str(out)]
+    result = penchant(*base)
+    assert result.returncode == 0, result.stderr
+    assert "ended by early stopping" in result.stderr and "warning" not in result.stderr
+    report = json.loads(penchant("evaluate", "--run", str(out), "--json").stdout)
+    assert report["training"]["stopped_by"] == "early stopping" and "note" not in report["training"]
+
+
+def test_a_device_this_machine_lacks_is_one_line(own_files, own_run, tmp_path):
+    base = ["train", "--events", str(own_files["events"]), *OWN[:6], "--out", str(tmp_path / "r")]
+    assert_one_line_error(penchant(*base, "--device", "tpu"), "unknown device 'tpu'")
+    import torch
+
+    if not torch.cuda.is_available():
+        assert_one_line_error(penchant(*base, "--device", "cuda"), "no CUDA device")
+        assert_one_line_error(
+            penchant("recommend", "--run", str(own_run), "--user", "u000", "--device", "cuda:1"), "CUDA"
+        )
+    recs = penchant("recommend", "--run", str(own_run), "--user", "u000", "--device", "cpu", "--json")
+    assert recs.returncode == 0, recs.stderr
+
+
+def test_bad_config_values_are_one_line(own_files, tmp_path):
+    base = ["train", "--events", str(own_files["events"]), *OWN[:6], "--out", str(tmp_path / "r")]
+    for config, fragment in (
+        ('{"max_epochs": "20"}', "max_epochs"),
+        ('{"heads": 3}', "heads"),
+        ('{"batch_size": 0}', "batch_size"),
+        ('{"dropout": 2}', "dropout"),
+    ):
+        assert_one_line_error(penchant(*base, "--config", config), fragment)

@@ -210,3 +210,21 @@ def test_long_term_summary_lets_events_outside_the_window_count():
     assert not np.allclose(with_summary.score([history]), with_summary.score([other_past]))
     without = InterestTransformer(TransformerConfig(**base, long_term=False)).fit(dataset, progress=False)
     np.testing.assert_array_equal(without.score([history]), without.score([other_past]))
+
+
+def test_histories_of_thousands_of_events_train_in_windows_with_a_bounded_summary():
+    rng = np.random.default_rng(3)
+    rows = [
+        (f"u{u}", f"i{int(i)}", 1.6e9 + 60.0 * s)
+        for u in range(4)
+        for s, i in enumerate(rng.integers(0, 50, 3000))
+    ]
+    dataset = Dataset.from_frames(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    config = TransformerConfig(dim=16, layers=1, max_epochs=1, threads=1, long_term_events=100)
+    model = InterestTransformer(config).fit(dataset, progress=False)
+    assert model.window == 200  # the cap, though every history is 3,000 events long
+    sequences = Sequences.from_histories(list(dataset.histories().values()))
+    windows = training_windows(sequences.lengths, model.window, np.random.default_rng(0))
+    assert len(windows) >= 4 * 3000 // 200 and (windows.ends - windows.starts).max() == 200
+    batch = sequences.batch(windows, True, long_term_events=100)
+    assert np.bincount(batch.long_rows.numpy()).max() == 100
