@@ -97,6 +97,11 @@ def training_lines(stats: FitStats) -> list[str]:
     per_epoch = f", {stats.seconds_per_epoch:.1f}s per epoch" if stats.seconds_per_epoch else ""
     ended = f"; ended by {stats.stopped_by}" if stats.stopped_by else ""
     lines = [f"trained in {stats.seconds:.1f}s ({stats.epochs} epochs{per_epoch}{best}){ended}"]
+    if stats.refit_epochs:
+        lines.append(
+            f"then {stats.refit_epochs} epochs ({stats.refit_seconds:.1f}s) on the training and validation "
+            "events together"
+        )
     if stats.settings:
         lines.append("settings: " + ", ".join(f"{k} {v}" for k, v in stats.settings.items() if v is not None))
     note = stats.budget_note()

@@ -75,6 +75,9 @@ class Split:
     validation: EvalSet
     test: EvalSet
     notes: list[str] = field(default_factory=list)
+    # Every event a model may learn from before it is tested: the training events plus the
+    # validation targets' events (for a final fit once validation has chosen the settings).
+    before_test: pd.DataFrame | None = None
 
 
 def split(dataset: Dataset, protocol: Protocol | None = None) -> Split:
@@ -108,7 +111,7 @@ def _leave_one_out(dataset: Dataset, protocol: Protocol) -> Split:
     short = int((np.bincount(users, minlength=dataset.n_users) < 3).sum())
     if short:
         notes.append(f"{short} users with fewer than 3 events have no validation (or test) target")
-    return Split(protocol, train, _eval_set(valid_cases), _eval_set(test_cases), notes)
+    return Split(protocol, train, _eval_set(valid_cases), _eval_set(test_cases), notes, events[~is_test])
 
 
 def _temporal(dataset: Dataset, protocol: Protocol) -> Split:
@@ -123,7 +126,7 @@ def _temporal(dataset: Dataset, protocol: Protocol) -> Split:
         f"validation window starts at {valid_cut:.0f}, test window at {test_cut:.0f} (Unix seconds)",
         "users with no events before a window are not evaluated in it",
     ]
-    return Split(protocol, train, validation, test, notes)
+    return Split(protocol, train, validation, test, notes, events[times < test_cut])
 
 
 def held_out_items(dataset: Dataset, protocol: Protocol) -> np.ndarray:
@@ -167,7 +170,7 @@ def _cold_start(dataset: Dataset, protocol: Protocol) -> Split:
     ]
     if cold_first:
         notes.append(f"{cold_first} users whose very first event is on a held-out item have no test case")
-    return Split(protocol, train, _eval_set(valid_cases), _eval_set(test_cases), notes)
+    return Split(protocol, train, _eval_set(valid_cases), _eval_set(test_cases), notes, warm)
 
 
 def _window_cases(dataset: Dataset, events: pd.DataFrame, start: float, end: float) -> EvalSet:

@@ -14,8 +14,9 @@ import psutil
 
 from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol, Split, split
-from penchant.evaluate.ranking import evaluate, validator
+from penchant.evaluate.ranking import evaluate
 from penchant.models import Recommender
+from penchant.runs import fit_split
 
 
 @dataclass
@@ -50,7 +51,8 @@ def compare(
     ks: Sequence[int] = (10,),
     progress: bool = True,
 ) -> tuple[Split, list[ModelResult]]:
-    """Fit each model on the same split (early stopping on validation NDCG@10) and evaluate on test."""
+    """Fit each model on the same split as ``penchant train`` does (early stopping on validation
+    NDCG@10, then the validation events learnt from too) and evaluate on test."""
     parts = split(dataset, protocol)
     results = []
     process = psutil.Process()
@@ -58,7 +60,7 @@ def compare(
         gc.collect()
         tracker = _PeakRss(process)
         start = time.perf_counter()
-        model.fit(dataset, parts.train, validate=validator(parts.validation), progress=progress)
+        fit_split(model, dataset, parts, progress)
         seconds = time.perf_counter() - start
         plain = evaluate(model, parts.test, parts.protocol, ks, exclude_seen=False)["metrics"]
         excluded = evaluate(model, parts.test, parts.protocol, ks, exclude_seen=True)["metrics"]

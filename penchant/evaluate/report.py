@@ -75,6 +75,7 @@ def training_summary(model: Recommender) -> dict:
         "seconds_per_epoch": None if stats.seconds_per_epoch is None else round(stats.seconds_per_epoch, 2),
         "stopped_by": stats.stopped_by,
         "still_improving": stats.still_improving,
+        "refit_epochs": stats.refit_epochs,
     }
     if stats.settings:
         out["settings"] = stats.settings

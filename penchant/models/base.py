@@ -97,6 +97,8 @@ class FitStats:
     converged: bool | None = None  # early stopping ended training (None: not an iterative model)
     still_improving: bool = False  # a budget ended training before validation stopped improving
     settings: dict | None = None  # what "auto" settings resolved to (objective, window, device, ...)
+    refit_epochs: int = 0  # epochs trained after early stopping on training + validation events
+    refit_seconds: float = 0.0
 
     @property
     def seconds_per_epoch(self) -> float | None:
@@ -148,6 +150,11 @@ class Recommender(ABC):
         self._fit(dataset, train_events, validate, progress)
         self.fit_stats.seconds = time.perf_counter() - start
         return self
+
+    def refit(self, dataset: Dataset, events: pd.DataFrame, progress: bool = True) -> None:  # noqa: B027
+        """Learn from ``events`` too (the training events plus the validation targets' events) with the
+        settings validation chose, once training is done. Models that do not do this keep what
+        :meth:`fit` learnt (the default)."""
 
     @abstractmethod
     def _fit(

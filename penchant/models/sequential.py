@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,15 @@ import torch
 from penchant.data.dataset import Dataset, History
 from penchant.errors import InputError
 from penchant.models.base import Recommender, Validator
-from penchant.models.devices import autocast, backend, local_device, processes, resolve_device, uses_bf16
+from penchant.models.devices import (
+    Processes,
+    autocast,
+    backend,
+    local_device,
+    processes,
+    resolve_device,
+    uses_bf16,
+)
 from penchant.models.sequences import EventKey, Sequences, batch_order, training_batches, training_windows
 from penchant.models.training import LoopSettings, run_training
 from penchant.models.transformer import Batch, InterestTransformerNet, TransformerConfig, window_for
@@ -96,8 +104,7 @@ class InterestTransformer(Recommender):
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         histories = list(dataset.histories(train_events).values())
-        sequences = Sequences.from_histories(histories, self.event_index if self.uses_event_text else None)
-        window = window_for(sequences.lengths, cfg)
+        window = window_for(np.fromiter((len(h) for h in histories), dtype=np.int64), cfg)
         trained = int((self.popularity > 0).sum())
         loss = (
             cfg.loss if cfg.loss != "auto" else ("full" if trained <= cfg.full_softmax_items else "sampled")
@@ -117,46 +124,22 @@ class InterestTransformer(Recommender):
             network = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None
             )
-        optimizers = self._optimizers(sparse)
-        known = self.net.known_tokens()
-        negatives = min(cfg.negatives, len(known))
-        generator = torch.Generator(device=device).manual_seed(cfg.seed + procs.rank)
-        draw, log_q = self._negative_sampler(known, negatives)
-        long_events = cfg.long_term_events if cfg.long_term else 0
-        event_vectors = self.event_vectors if self.uses_event_text else None
-
-        steps = [0, 0.0]  # of the last epoch: steps, and windows per step in this process
-
-        def run_epoch(epoch: int) -> float:
-            total, count = 0.0, 0
-            windows = training_windows(sequences.lengths, window, rng)
-            groups = batch_order(windows, cfg.batch_size, rng, procs.rank, procs.world)
-            steps[:] = [len(groups), sum(len(g) for g in groups) / max(len(groups), 1)]
-            for batch in training_batches(sequences, windows, groups, long_events, event_vectors):
-                batch = batch.to(device)
-                sample = None
-                if loss == "sampled":
-                    drawn = torch.multinomial(draw, negatives, replacement=True, generator=generator)
-                    sample = torch.unique(known[drawn])
-                with autocast(device, cfg.precision):
-                    value = network(batch, sample, log_q)
-                for optimizer in optimizers:
-                    optimizer.zero_grad(set_to_none=True)
-                value.backward()
-                for optimizer in optimizers:
-                    optimizer.step()
-                n = int((batch.targets != 0).sum())
-                total += value.item() * n
-                count += n
-            return total / max(count, 1)
-
+        self._training = _Training(
+            network=network,
+            optimizers=self._optimizers(sparse),
+            rng=rng,
+            generator=torch.Generator(device=device).manual_seed(cfg.seed + procs.rank),
+            procs=procs,
+            loss=loss,
+        )
+        epochs = self._epochs(histories)
         settings = LoopSettings(cfg.max_epochs, cfg.patience, cfg.max_seconds, progress, desc="transformer")
         stats = run_training(
-            self.net, run_epoch, (lambda: validate(self)) if validate else None, settings, procs
+            self.net, epochs, (lambda: validate(self)) if validate else None, settings, procs
         )
         stats.settings = {
             "loss": loss,
-            "negatives": negatives if loss == "sampled" else None,
+            "negatives": epochs.negatives if loss == "sampled" else None,
             "popular_negatives": cfg.popular_negatives if loss == "sampled" else None,
             "trained_items": trained,
             "window": window,
@@ -164,11 +147,56 @@ class InterestTransformer(Recommender):
             "device": str(device),
             "precision": "bf16" if uses_bf16(device, cfg.precision) else "fp32",
             "processes": procs.world,
-            "steps_per_epoch": steps[0],
-            "windows_per_step": round(steps[1], 1),
+            "steps_per_epoch": epochs.steps,
+            "windows_per_step": round(epochs.windows_per_step, 1),
             "threads": torch.get_num_threads(),
         }
         self.fit_stats = stats
+
+    def refit(
+        self, dataset: Dataset, events: pd.DataFrame, progress: bool = True, epochs: int | None = None
+    ) -> None:
+        """Go on training the fitted model on ``events`` for ``epochs`` (default ``refit_epochs``) more
+        epochs, without validation: after early stopping chose the model on the validation targets,
+        those targets' events (each user's most recent before the test) are learnt from too, and items
+        first seen there become known. The optimiser state carries over from training."""
+        epochs = self.config.refit_epochs if epochs is None else epochs
+        if not epochs:
+            return
+        if getattr(self, "_training", None) is None:
+            raise RuntimeError("refit() continues a training run in this process; call fit() first")
+        threads = torch.get_num_threads()
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            self.popularity = np.bincount(events["item"].to_numpy(), minlength=self.n_items).astype(
+                np.float64
+            )
+            known = np.concatenate([[True], self.popularity > 0])
+            self.net.known = torch.from_numpy(known).to(self.device)
+            runner = self._epochs(list(dataset.histories(events).values()))
+            settings = LoopSettings(epochs, 1, None, progress, desc="transformer refit")
+            stats = run_training(self.net, runner, None, settings, self._training.procs)
+        finally:
+            torch.set_num_threads(threads)
+        self.fit_stats.refit_epochs += epochs
+        self.fit_stats.refit_seconds += round(sum(stats.epoch_seconds), 2)
+        self.fit_stats.seconds += sum(stats.epoch_seconds)
+
+    def _epochs(self, histories: Sequence[History]) -> _Epochs:
+        """One epoch at a time over ``histories``, negatives drawn from the items known now."""
+        known = self.net.known_tokens()
+        negatives = min(self.config.negatives, len(known))
+        draw, log_q = self._negative_sampler(known, negatives)
+        index = self.event_index if self.uses_event_text else None
+        return _Epochs(
+            model=self,
+            sequences=Sequences.from_histories(histories, index),
+            known=known,
+            negatives=negatives,
+            draw=draw,
+            log_q=log_q,
+        )
 
     def _negative_sampler(self, known: torch.Tensor, draws: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Sampling weights over the trained items (K,) and each token's log chance (V,) to be in a
@@ -385,6 +413,63 @@ class InterestTransformer(Recommender):
             for item, t in zip(history.items, history.times, strict=True):
                 owners.setdefault((int(item), float(t)), []).append(user)
         return [owners.get((int(i), float(t)), []) for i, t in zip(items, times, strict=True)]
+
+
+@dataclass
+class _Training:
+    """What carries over between the epochs of one model's training (and a refit after it)."""
+
+    network: torch.nn.Module  # the net, or its DistributedDataParallel wrapper
+    optimizers: list[torch.optim.Optimizer]
+    rng: np.random.Generator  # windows and batch order
+    generator: torch.Generator  # negatives
+    procs: Processes
+    loss: str  # "full" or "sampled"
+
+
+@dataclass
+class _Epochs:
+    """Runs one training epoch over fixed sequences when called; returns the mean loss."""
+
+    model: InterestTransformer
+    sequences: Sequences
+    known: torch.Tensor  # trained tokens, ascending
+    negatives: int
+    draw: torch.Tensor  # sampling weights over ``known``
+    log_q: torch.Tensor  # (V,) log chance of each token to be in a sample
+    steps: int = 0  # of the last epoch
+    windows_per_step: float = 0.0  # in this process, in the last epoch
+
+    def __call__(self, epoch: int) -> float:
+        model, cfg = self.model, self.model.config
+        run = model._training
+        device = model.device
+        total, count = 0.0, 0
+        windows = training_windows(self.sequences.lengths, model.window, run.rng)
+        groups = batch_order(windows, cfg.batch_size, run.rng, run.procs.rank, run.procs.world)
+        self.steps = len(groups)
+        self.windows_per_step = sum(len(g) for g in groups) / max(len(groups), 1)
+        long_events = cfg.long_term_events if cfg.long_term else 0
+        vectors = model.event_vectors if model.uses_event_text else None
+        for batch in training_batches(self.sequences, windows, groups, long_events, vectors):
+            batch = batch.to(device)
+            sample = None
+            if run.loss == "sampled":
+                drawn = torch.multinomial(
+                    self.draw, self.negatives, replacement=True, generator=run.generator
+                )
+                sample = torch.unique(self.known[drawn])
+            with autocast(device, cfg.precision):
+                value = run.network(batch, sample, self.log_q)
+            for optimizer in run.optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            for optimizer in run.optimizers:
+                optimizer.step()
+            n = int((batch.targets != 0).sum())
+            total += value.item() * n
+            count += n
+        return total / max(count, 1)
 
 
 def _has_event_text(events: pd.DataFrame) -> bool:

@@ -82,6 +82,10 @@ class TransformerConfig(ModelConfig):
     batch_size: int = 128
     max_epochs: int | None = None  # an epoch budget; None: until early stopping
     patience: int = 10  # epochs without a better validation score before stopping
+    # Epochs of further training after early stopping on the training events plus the validation
+    # targets' events (each user's most recent before the test), so that the final model knows them
+    # too; 0: none. See benchmarks/results/scale.md for how many paid on validation.
+    refit_epochs: int = 4
     max_seconds: float | None = None  # a wall-clock budget; None: until early stopping
     validation_users: int = 20_000  # early stopping ranks this many validation users (seeded sample)
     threads: int = 0  # torch intra-op threads; 0 = torch's default (the machine's cores)
@@ -121,7 +125,7 @@ class TransformerConfig(ModelConfig):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InputError(f"{name} must be > 0 (or null for no limit), got {value}")
-        for name in ("max_len", "threads", "full_softmax_items", "weight_decay"):
+        for name in ("max_len", "threads", "full_softmax_items", "weight_decay", "refit_epochs"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
 

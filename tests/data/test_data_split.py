@@ -113,6 +113,18 @@ def test_default_protocol_is_leave_one_out(loo):
     assert Protocol().name == "leave-one-out"
 
 
+def test_leave_one_out_before_test_adds_the_validation_events_and_no_test_event(loo):
+    dataset, result = loo
+
+    # a's i3 and d's i2 (validation targets) join the training events; no test target does.
+    assert _train(dataset, result.before_test) == {
+        "a": ["i1", "i2", "i3"],
+        "b": ["i2"],
+        "c": ["i3"],
+        "d": ["i3", "i2"],
+    }
+
+
 # ---------------------------------------------------------------------------------------- temporal
 
 # Times 1..12 with test_fraction 0.25: the test window starts at the 75% quantile, 1 + 0.75 * 11 = 9.25,
@@ -153,6 +165,12 @@ def test_temporal_training_events_are_before_the_validation_window(temporal):
 
     assert sorted(result.train["timestamp"]) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert _train(dataset, result.train) == {"u1": ["i1", "i2"], "u2": ["i4", "i5"], "u3": ["i3", "i1"]}
+
+
+def test_temporal_before_test_is_everything_before_the_test_window(temporal):
+    dataset, result = temporal
+
+    assert sorted(result.before_test["timestamp"]) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
 
 
 def test_temporal_notes_state_the_windows(temporal):

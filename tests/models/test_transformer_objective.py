@@ -228,3 +228,37 @@ def test_histories_of_thousands_of_events_train_in_windows_with_a_bounded_summar
     assert len(windows) >= 4 * 3000 // 200 and (windows.ends - windows.starts).max() == 200
     batch = sequences.batch(windows, True, long_term_events=100)
     assert np.bincount(batch.long_rows.numpy()).max() == 100
+
+
+def test_refit_learns_the_validation_events_and_never_a_test_target(make_cycle_dataset):
+    from penchant.data.split import split
+    from penchant.runs import fit_split
+
+    dataset = make_cycle_dataset(n_users=40, n_items=20)
+    # One more user whose second-to-last event (a validation target) is an item nobody else has.
+    extra = pd.DataFrame(
+        {"user_id": ["z"] * 4, "item_id": ["m00", "m01", "new", "m02"], "timestamp": [1.0, 2, 3, 4]}
+    )
+    events = pd.concat([dataset.events[["user_id", "item_id", "timestamp"]], extra], ignore_index=True)
+    dataset = Dataset.from_frames(events)
+    parts = split(dataset)
+    new = dataset.item_map.index("new")
+    pairs = set(zip(parts.before_test["user"], parts.before_test["item"], strict=True))
+    assert (
+        len(parts.before_test) == len(parts.train) + len(parts.validation)
+        and (dataset.user_map.index("z"), new) in pairs
+    )
+
+    config = dict(dim=16, layers=1, max_len=8, max_epochs=3, threads=1)
+    kept = InterestTransformer(TransformerConfig(**config, refit_epochs=0))
+    fit_split(kept, dataset, parts, progress=False)
+    assert not bool(kept.net.known[new + 1]) and kept.fit_stats.refit_epochs == 0
+    refit = InterestTransformer(TransformerConfig(**config, refit_epochs=2))
+    fit_split(refit, dataset, parts, progress=False)
+    assert bool(refit.net.known[new + 1]) and refit.fit_stats.refit_epochs == 2
+    assert refit.popularity[new] == 1 and refit.fit_stats.epochs == 3  # early-stopping epochs unchanged
+    # Test targets stay unseen: the last event of every user is never in what the refit learnt from.
+    last = dataset.events.groupby("user").tail(1)
+    assert not set(zip(last["user"], last["timestamp"], strict=True)) & set(
+        zip(parts.before_test["user"], parts.before_test["timestamp"], strict=True)
+    )
