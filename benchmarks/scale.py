@@ -12,6 +12,9 @@ again replaces its own section), and benchmarks/results/scale.md is rendered fro
 * ``synthetic``: power-law catalogues of 10^4, 10^5 and 10^6 items with 10^6 events: seconds per
   training epoch and peak memory for each objective (each in a process of its own);
 * ``precision``: seconds per epoch on Beauty in fp32 and under bf16 autocast;
+* ``refit``: how many epochs on training + validation events pay after early stopping, chosen with
+  the whole protocol shifted one event back (its "test" targets are the real validation targets,
+  so the real test targets play no part in the choice);
 * ``ablation``: objective x window x long-term summary, one seed each, on Beauty and ml-100k;
 * ``seeds``: the final default with three seeds on both.
 
@@ -54,20 +57,19 @@ BAR = {
     "synthetic": {"epoch_ratio_1e6_vs_1e4": 3.0, "peak_rss_gb": 8.0},
 }
 SIZES = (10_000, 100_000, 1_000_000)
-# One seed each; the default is the row with an empty config.
+# One change from the default each (the default's own row is the beauty / ml100k part).
 ABLATION = {
     "beauty": [
-        {},
+        {"refit_epochs": 0},
         {"popular_negatives": 0.0},
         {"max_len": 50},
         {"long_term": False},
     ],
     "ml100k": [
-        {},
         {"loss": "sampled"},
+        {"refit_epochs": 0},
         {"max_len": 50},
         {"long_term": False},
-        {"max_len": 50, "long_term": False},
     ],
 }
 SEEDS = (42, 1, 2)
@@ -314,12 +316,65 @@ def part_precision(args) -> dict:
     return {"rows": rows, "note": "two epochs each on Beauty; accuracy after two epochs is not compared"}
 
 
+def part_refit(args) -> dict:
+    """Fit with early stopping, then refit one epoch at a time up to ``REFIT_MAX``, scoring each on
+    the shifted protocol's test targets (= the real validation targets)."""
+    from penchant.data import load_builtin, load_dataset
+    from penchant.data.dataset import Dataset
+    from penchant.data.split import split
+    from penchant.evaluate.ranking import evaluate
+    from penchant.models import InterestTransformer
+    from penchant.models.validation import validator
+
+    rows = []
+    for name in ("beauty", "ml100k"):
+        if name == "beauty" and not args.beauty.exists():
+            continue
+        data = load_dataset(args.beauty) if name == "beauty" else load_builtin("ml-100k")
+        events = data.events
+        last = events.groupby("user").cumcount(ascending=False).to_numpy() == 0
+        shifted = Dataset.from_frames(
+            events[~last][["user_id", "item_id", "timestamp"]].reset_index(drop=True),
+            data.items.reset_index(),
+            name=f"{name}, each user's last event removed",
+        )
+        parts = split(shifted)
+        model = InterestTransformer()
+        load_before, started = os.getloadavg(), time.perf_counter()
+        model.fit(shifted, parts.train, validate=validator(parts.validation), progress=False)
+        exclude = name == "beauty"
+        curve = []
+        for epochs in range(REFIT_MAX + 1):
+            if epochs:
+                model.refit(shifted, parts.before_test, progress=False, epochs=1)
+            metrics = evaluate(model, parts.test, parts.protocol, (10,), exclude_seen=exclude)["metrics"]
+            curve.append(
+                {"refit_epochs": epochs, "ndcg@10": metrics["ndcg@10"], "recall@10": metrics["recall@10"]}
+            )
+            print(f"refit {name} {epochs}: {metrics['ndcg@10']:.4f}", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "dataset": name,
+                "exclude_seen": exclude,
+                "early_stopping_epochs": model.fit_stats.epochs,
+                "best_epoch": model.fit_stats.best_epoch,
+                "curve": curve,
+                "seconds": round(time.perf_counter() - started, 1),
+                "load_average": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+            }
+        )
+    return {"rows": rows}
+
+
+REFIT_MAX = 12
+
 PARTS = {
     "beauty": part_beauty,
     "ml100k": part_ml100k,
     "torchrun": part_torchrun,
     "synthetic": part_synthetic,
     "precision": part_precision,
+    "refit": part_refit,
     "ablation": part_ablation,
     "seeds": part_seeds,
 }
@@ -428,6 +483,27 @@ def render(report: dict) -> str:
         ]
         lines += [f"| {row['precision']} | {row['seconds_per_epoch']:.1f} |" for row in p["rows"]]
         lines += ["", p["note"] + ".", ""]
+    if "refit" in parts:
+        p = parts["refit"]
+        lines += [
+            "## Refit epochs, chosen one event back",
+            "",
+            f"Measured {p['date']}; `python benchmarks/scale.py --parts refit`. Each user's last event is "
+            "removed, then the default transformer is trained with early stopping as usual and refit one "
+            "epoch at a time on training + validation events; the scores are on that protocol's test "
+            "targets, which are the real validation targets (full catalogue; Beauty seen excluded, "
+            "ml-100k not). The real test targets take no part.",
+            "",
+            "| data | " + " | ".join(str(c["refit_epochs"]) for c in p["rows"][0]["curve"]) + " |",
+            "|---|" + "---:|" * len(p["rows"][0]["curve"]),
+        ]
+        for row in p["rows"]:
+            lines.append(
+                f"| {row['dataset']} NDCG@10 | "
+                + " | ".join(f"{c['ndcg@10']:.4f}" for c in row["curve"])
+                + " |"
+            )
+        lines.append("")
     for name, title in (("ablation", "Ablation (one seed each)"), ("seeds", "Final default, three seeds")):
         if name in parts:
             p = parts[name]
@@ -506,12 +582,13 @@ def main() -> None:
         print(json.dumps(synthetic_worker(int(n_items), loss, int(batches) or None)))
         return
     path = args.out / "scale.json"
-    report = json.loads(path.read_text()) if path.exists() else {"parts": {}}
     for name in args.parts:
         started = time.perf_counter()
         section = PARTS[name](args)
         section["date"] = time.strftime("%Y-%m-%d")
         section["seconds"] = round(time.perf_counter() - started, 1)
+        # Read again just before writing: another scale.py may have finished a part meanwhile.
+        report = json.loads(path.read_text()) if path.exists() else {"parts": {}}
         report["parts"][name] = section
         report["machine"] = machine()
         report["command"] = "python benchmarks/scale.py --parts " + " ".join(sorted(report["parts"]))

@@ -8,6 +8,7 @@ to embed new text (new items, new events).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -75,17 +76,22 @@ class InterestTransformer(Recommender):
         return self.net.window
 
     # ------------------------------------------------------------------ training
+    @contextlib.contextmanager
+    def _threads(self):
+        """torch's intra-op threads as the config asks, for the duration of training."""
+        before = torch.get_num_threads()
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
     def _fit(
         self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool
     ) -> None:
-        cfg: TransformerConfig = self.config
-        threads = torch.get_num_threads()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        try:
+        with self._threads():
             self._train(dataset, train_events, validate, progress)
-        finally:
-            torch.set_num_threads(threads)
 
     def _train(
         self, dataset: Dataset, train_events: pd.DataFrame, validate: Validator | None, progress: bool
@@ -165,10 +171,7 @@ class InterestTransformer(Recommender):
             return
         if getattr(self, "_training", None) is None:
             raise RuntimeError("refit() continues a training run in this process; call fit() first")
-        threads = torch.get_num_threads()
-        if self.config.threads:
-            torch.set_num_threads(self.config.threads)
-        try:
+        with self._threads():
             self.popularity = np.bincount(events["item"].to_numpy(), minlength=self.n_items).astype(
                 np.float64
             )
@@ -177,8 +180,6 @@ class InterestTransformer(Recommender):
             runner = self._epochs(list(dataset.histories(events).values()))
             settings = LoopSettings(epochs, 1, None, progress, desc="transformer refit")
             stats = run_training(self.net, runner, None, settings, self._training.procs)
-        finally:
-            torch.set_num_threads(threads)
         self.fit_stats.refit_epochs += epochs
         self.fit_stats.refit_seconds += round(sum(stats.epoch_seconds), 2)
         self.fit_stats.seconds += sum(stats.epoch_seconds)
