@@ -43,7 +43,7 @@ PUBLISHED = [
     {"model": "BERT4Rec", "ndcg@10": 0.02422, "recall@10": 0.04679, "ndcg@20": 0.02937, "recall@20": 0.06727},
     {"model": "SASRec", "ndcg@10": 0.02917, "recall@10": 0.05043, "ndcg@20": 0.03403, "recall@20": 0.06965},
     {
-        "model": "LRURec (best published)",
+        "model": "LRURec (best on this data)",
         "ndcg@10": 0.03088,
         "recall@10": 0.05284,
         "ndcg@20": 0.03560,
@@ -393,12 +393,16 @@ def fmt(value, digits=4) -> str:
 
 def render(report: dict) -> str:
     lines = ["# Scale: the interest transformer on real and synthetic catalogues", ""]
+    gpu = report["machine"].get("gpu")
     lines.append(
-        f"Machine: {report['machine']['processor']}, {report['machine']['cpu_count']} cores, "
-        f"torch {report['machine']['torch']} with {report['machine']['torch_threads']} threads; "
+        f"Machine: {report['machine']['processor']}, {report['machine']['cpu_count']} cores"
+        + (f", {gpu}" if gpu else "")
+        + f", torch {report['machine']['torch']} with {report['machine']['torch_threads']} threads; "
         "load averages are given per run. Reproduce with `python benchmarks/scale.py --parts PART`."
     )
     lines.append("")
+    if report.get("note"):
+        lines += [report["note"], ""]
     parts = report["parts"]
     if "beauty" in parts:
         p = parts["beauty"]
@@ -420,7 +424,7 @@ def render(report: dict) -> str:
         m = r["metrics"]
         lines.append(
             f"| **penchant default** | **{m['ndcg@10']:.4f}** | **{m['recall@10']:.4f}** | "
-            f"{m['ndcg@20']:.4f} | {m['recall@20']:.4f} | {r['train_seconds']:.0f} s on 2 CPU cores |"
+            f"{m['ndcg@20']:.4f} | {m['recall@20']:.4f} | {r['train_seconds']:.0f} s on {_where(r)} |"
         )
         lines += ["", _run_line(r), "", _bar_line(r["bar"], p["target"]), ""]
     for name, title in (
@@ -544,6 +548,13 @@ def _seed_means(rows: list[dict]) -> list[str]:
     return out
 
 
+def _where(r: dict) -> str:
+    s = r["settings"]
+    if s["device"].startswith("cuda"):
+        return "one GPU"
+    return f"{s['processes'] * s['threads']} CPU threads"
+
+
 def _run_line(r: dict) -> str:
     s = r["settings"]
     ended = r["stopped_by"] + (" while still improving" if r["still_improving"] else "")
@@ -576,7 +587,11 @@ def main() -> None:
     parser.add_argument("--beauty", type=Path, default=BEAUTY, help="amazon-beauty.csv.gz")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--synthetic-worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--render", type=Path, help="only write the .md beside this scale .json")
     args = parser.parse_args()
+    if args.render:
+        args.render.with_suffix(".md").write_text(render(json.loads(args.render.read_text())))
+        return
     if args.synthetic_worker:
         n_items, loss, batches = args.synthetic_worker
         print(json.dumps(synthetic_worker(int(n_items), loss, int(batches) or None)))

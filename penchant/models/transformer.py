@@ -87,7 +87,7 @@ class TransformerConfig(ModelConfig):
     # too; 0: none. See benchmarks/results/scale.md for how many paid on validation.
     refit_epochs: int = 4
     max_seconds: float | None = None  # a wall-clock budget; None: until early stopping
-    validation_users: int = 20_000  # early stopping ranks this many validation users (seeded sample)
+    validation_users: int = 10_000  # early stopping ranks this many validation users (seeded sample)
     threads: int = 0  # torch intra-op threads; 0 = torch's default (the machine's cores)
     # "auto": bf16 autocast on a CUDA device that supports it, fp32 elsewhere (on the reference CPUs
     # bf16 matrix products measured 8x slower than fp32, benchmarks/results/scale.md).

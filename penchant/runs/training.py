@@ -12,7 +12,7 @@ from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol, Split, split
 from penchant.models import Recommender
 from penchant.models.devices import processes
-from penchant.models.validation import validator
+from penchant.models.validation import VALIDATION_USERS, validator
 from penchant.runs.directory import Run, save_run
 
 
@@ -20,7 +20,9 @@ def fit_split(model: Recommender, dataset: Dataset, parts: Split, progress: bool
     """Fit on the split's training events with early stopping on its validation targets, then learn
     from the validation targets' events too (:meth:`Recommender.refit`): from every event before
     the test targets, never from a test target."""
-    model.fit(dataset, parts.train, validate=validator(parts.validation), progress=progress)
+    # Models with many validation users to rank each epoch say how many to sample (a setting).
+    users = getattr(model.config, "validation_users", VALIDATION_USERS)
+    model.fit(dataset, parts.train, validate=validator(parts.validation, max_users=users), progress=progress)
     model.refit(dataset, parts.before_test, progress=progress)
 
 

@@ -108,7 +108,7 @@ def test_cold_start_evaluation_beats_its_random_baseline(cold_run):
     assert report["metrics"]["hr@10"] >= 2 * report["baseline"]["hr@10"] > 0
     config = json.loads((cold_run / "run.json").read_text())["config"]
     assert config["text_encoder"] == "minilm" and config["item_repr"] == "text"
-    assert json.loads((cold_run / "model" / "text.json").read_text())["item_repr"] == "text"
+    assert json.loads((cold_run / "model" / "network.json").read_text())["item_repr"] == "text"
 
 
 def test_evaluating_under_another_protocol_is_refused(cold_run):
