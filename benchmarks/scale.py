@@ -320,8 +320,7 @@ def part_refit(args) -> dict:
     """Fit with early stopping, then refit one epoch at a time up to ``REFIT_MAX``, scoring each on
     the shifted protocol's test targets (= the real validation targets)."""
     from penchant.data import load_builtin, load_dataset
-    from penchant.data.dataset import Dataset
-    from penchant.data.split import split
+    from penchant.data.split import one_event_back, split
     from penchant.evaluate.ranking import evaluate
     from penchant.models import InterestTransformer
     from penchant.models.validation import validator
@@ -331,13 +330,7 @@ def part_refit(args) -> dict:
         if name == "beauty" and not args.beauty.exists():
             continue
         data = load_dataset(args.beauty) if name == "beauty" else load_builtin("ml-100k")
-        events = data.events
-        last = events.groupby("user").cumcount(ascending=False).to_numpy() == 0
-        shifted = Dataset.from_frames(
-            events[~last][["user_id", "item_id", "timestamp"]].reset_index(drop=True),
-            data.items.reset_index(),
-            name=f"{name}, each user's last event removed",
-        )
+        shifted = one_event_back(data)
         parts = split(shifted)
         model = InterestTransformer()
         load_before, started = os.getloadavg(), time.perf_counter()

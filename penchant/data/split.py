@@ -90,6 +90,19 @@ def split(dataset: Dataset, protocol: Protocol | None = None) -> Split:
     return _temporal(dataset, protocol)
 
 
+def one_event_back(dataset: Dataset) -> Dataset:
+    """The dataset without each user's last event: leave-one-out on it tests on the real validation
+    targets, so settings (and how long to train) can be chosen with the whole pipeline, early
+    stopping and refit included, without ever touching a test target."""
+    events = dataset.events
+    last = events.groupby("user", sort=False).cumcount(ascending=False).to_numpy() == 0
+    columns = ["user_id", "item_id", "timestamp", "event_type", "value", "text"]
+    kept = events.loc[~last, [c for c in columns if c in events]].reset_index(drop=True)
+    return Dataset.from_frames(
+        kept, dataset.items.reset_index(), name=f"{dataset.name}, each user's last event removed"
+    )
+
+
 def _leave_one_out(dataset: Dataset, protocol: Protocol) -> Split:
     events = dataset.events
     users = events["user"].to_numpy()

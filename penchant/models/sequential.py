@@ -382,6 +382,10 @@ class InterestTransformer(Recommender):
         config = self.config
         if "long_proj.weight" not in state and config.long_term:
             config = replace(config, long_term=False)
+        # The block kind is in the saved weights (runs saved before "block" existed are "pre-ln").
+        block = "gated" if "blocks.0.gate1.weight" in state else "pre-ln"
+        if config.block != block:
+            config = replace(config, block=block)
         self.item_repr = network["item_repr"]
         item_text = state["item_text"][1:] if "item_text" in state else None
         self.net = InterestTransformerNet(

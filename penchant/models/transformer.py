@@ -44,6 +44,7 @@ from penchant.models.base import ModelConfig
 PAD = 0
 ITEM_REPRS = ("auto", "id", "text", "fused")
 LOSSES = ("auto", "full", "sampled")
+BLOCKS = ("pre-ln", "gated")
 PRECISIONS = ("auto", "fp32", "bf16")
 GAP_BUCKETS = 32  # 0 = padding, 1 = first event (no previous), 2.. = log2 buckets of the gap in seconds
 
@@ -64,6 +65,10 @@ class TransformerConfig(ModelConfig):
     # training histories in full, between 20 and 200 (see ``window_for``).
     max_len: int = 0
     dropout: float = 0.3
+    # "pre-ln": pre-LayerNorm residual blocks with a GELU MLP (SASRec, GPT-2); "gated": each residual
+    # branch scaled by a learned sigmoid gate of the block's input, and a SwiGLU MLP (LiGR, the
+    # layers of eSASRec, Tikhonovich et al. 2025).
+    block: str = "pre-ln"
     time_gaps: bool = True  # add the time-gap embedding
     repeat_bias: bool = True  # learn a logit offset for items already in the input
     long_term: bool = True  # add the summary of the events before the window
@@ -105,7 +110,7 @@ class TransformerConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        choices = {"item_repr": ITEM_REPRS, "loss": LOSSES, "precision": PRECISIONS}
+        choices = {"item_repr": ITEM_REPRS, "loss": LOSSES, "precision": PRECISIONS, "block": BLOCKS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be one of {', '.join(allowed)}, got '{getattr(self, name)}'")
@@ -201,6 +206,35 @@ class Batch:
         return Batch(**moved)
 
 
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.gate = nn.Linear(dim, hidden, bias=False)
+        self.up = nn.Linear(dim, hidden, bias=False)
+        self.down = nn.Linear(hidden, dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.silu(self.gate(x)) * self.up(x)))
+
+
+class GatedBlock(nn.Module):
+    """A block whose residual branches are scaled by sigmoid gates read from the block's input (LiGR)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = CausalSelfAttention(dim, heads, dropout)
+        self.gate1 = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = SwiGLU(dim, 4 * dim, dropout)
+        self.gate2 = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + torch.sigmoid(self.gate1(x)) * self.attn(self.ln1(x))
+        return x + torch.sigmoid(self.gate2(x)) * self.mlp(self.ln2(x))
+
+
 class InterestTransformerNet(nn.Module):
     """The network. ``item_text`` (n_items, D) are frozen item text embeddings (zero rows for items
     without text), needed unless ``item_repr == "id"``; ``event_text_dim`` > 0 adds a projection for
@@ -248,7 +282,8 @@ class InterestTransformerNet(nn.Module):
         self.gap_emb = nn.Embedding(GAP_BUCKETS, c, padding_idx=0) if config.time_gaps else None
         self.long_proj = nn.Linear(c, c, bias=False) if config.long_term else None
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(c, config.heads, config.dropout) for _ in range(config.layers))
+        kind = GatedBlock if config.block == "gated" else Block
+        self.blocks = nn.ModuleList(kind(c, config.heads, config.dropout) for _ in range(config.layers))
         self.ln_f = nn.LayerNorm(c)
         self.repeat = nn.Parameter(torch.zeros(())) if config.repeat_bias else None
         self.apply(self._init_weights)

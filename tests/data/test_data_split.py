@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from penchant.data import Dataset
-from penchant.data.split import EvalSet, Protocol, split
+from penchant.data.split import EvalSet, Protocol, one_event_back, split
 from penchant.errors import InputError
 
 
@@ -123,6 +123,17 @@ def test_leave_one_out_before_test_adds_the_validation_events_and_no_test_event(
         "c": ["i3"],
         "d": ["i3", "i2"],
     }
+
+
+def test_one_event_back_tests_on_the_real_validation_targets(loo):
+    dataset, result = loo
+    shifted = one_event_back(dataset)
+    # Each user's last event is gone (c's only event too); nothing else is.
+    assert len(shifted.events) == len(dataset.events) - 4
+    back = split(shifted)
+    # What the shifted protocol tests on is exactly what the real one validates on, same histories.
+    assert _cases(shifted, back.test) == _cases(dataset, result.validation)
+    assert set(shifted.item_map.ids) == set(dataset.item_map.ids)  # the catalogue is kept whole
 
 
 # ---------------------------------------------------------------------------------------- temporal

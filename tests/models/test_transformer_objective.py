@@ -131,6 +131,27 @@ def test_auto_objective_follows_the_number_of_trained_items():
     assert sampled.fit_stats.settings["loss"] == "sampled" and sampled.fit_stats.settings["negatives"] == 8
 
 
+@pytest.mark.parametrize("block", ["pre-ln", "gated"])
+def test_each_block_kind_learns_the_cycle_and_reloads_as_itself(make_cycle_dataset, block, tmp_path):
+    from penchant.data.split import split
+    from penchant.evaluate.ranking import rank
+
+    dataset = make_cycle_dataset(n_items=30, n_users=60)
+    parts = split(dataset)
+    config = TransformerConfig(
+        dim=32, max_len=20, batch_size=32, threads=1, lr=3e-3, max_epochs=20, block=block
+    )
+    model = InterestTransformer(config).fit(dataset, parts.train, progress=False)
+    top = rank(model, parts.test, 1)[:, 0]
+    assert np.mean([t in wanted for t, wanted in zip(top, parts.test.targets, strict=True)]) >= 0.8
+    model.save(tmp_path)
+    loaded = InterestTransformer.load(tmp_path)
+    assert type(loaded.net.blocks[0]) is type(model.net.blocks[0])
+    np.testing.assert_allclose(
+        loaded.score(parts.test.histories), model.score(parts.test.histories), atol=1e-5
+    )
+
+
 def test_sampled_softmax_learns_the_cycle(make_cycle_dataset):
     from penchant.data.split import split
     from penchant.evaluate.ranking import rank
