@@ -38,6 +38,7 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
         categories=args.categories_col,
         description=getattr(args, "description_col", None),
         text=getattr(args, "text_col", None),
+        sep=getattr(args, "sep", None),
     )
     dataset = load_dataset(args.events, args.items, args.users, columns)
     source = {

@@ -26,6 +26,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _delimiter(text: str) -> str:
+    value = "\t" if text in ("\\t", "tab") else text
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or '\\t' for a tab), got '{text}'")
+    return value
+
+
 def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
@@ -56,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--items", type=Path, help="item catalogue file")
     train.add_argument("--users", type=Path, help="user attributes file")
+    train.add_argument(
+        "--sep",
+        type=_delimiter,
+        help="field delimiter of CSV/TSV files, e.g. ';' or '\\t' (default: by extension)",
+    )
     train.add_argument("--user-col", default="user_id", help="events column holding the user ID")
     train.add_argument("--item-col", default="item_id", help="events/items column holding the item ID")
     train.add_argument("--time-col", default="timestamp", help="events column holding the time")

@@ -72,8 +72,9 @@ def _read_all(path: Path) -> bytes:
         raise InputError(f"{path}: cannot read or decompress ({_first_line(exc)})") from None
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     """Read a table by its extension; string-typed columns plus a location column for messages.
+    ``sep`` overrides the delimiter of a CSV/TSV file.
 
     ``frame.attrs["unit"]`` is ``"line"`` for text formats and ``"row"`` for Parquet.
     """
@@ -88,7 +89,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if compressed and suffix not in TEXT_FORMATS and suffix not in JSON_FORMATS:
         raise InputError(f"{path}: unsupported file type '{''.join(path.suffixes[-2:])}' (use {SUPPORTED})")
     if suffix in TEXT_FORMATS:
-        frame = _read_delimited(path, TEXT_FORMATS[suffix])
+        frame = _read_delimited(path, sep or TEXT_FORMATS[suffix])
     elif suffix == ".parquet":
         try:
             frame = pd.read_parquet(path)
@@ -139,6 +140,7 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     frame[_LOCATION] = _data_lines(path, sep, len(frame), data)
     frame.attrs["unit"] = "line"
+    frame.attrs["sep"] = sep
     return frame
 
 
@@ -214,15 +216,31 @@ def _locate(frame: pd.DataFrame, position: int, column: str | None) -> str:
     return text + (f", column '{column}'" if column else "")
 
 
+DELIMITERS = (",", ";", "\t", "|")
+
+
 def _require_columns(frame: pd.DataFrame, wanted: dict[str, str], kind: str) -> None:
     present = [c for c in frame.columns if c != _LOCATION]
     for canonical, source in wanted.items():
         if source not in frame.columns:
             mapped = f" (for {canonical})" if source != canonical else ""
-            raise InputError(
+            message = (
                 f"{frame.attrs.get('source', kind)}: missing column '{source}'{mapped} in the {kind} file; "
                 f"columns present: {', '.join(map(str, present)) or 'none'}"
             )
+            raise InputError(message + _delimiter_hint(frame, present, source))
+
+
+def _delimiter_hint(frame: pd.DataFrame, present: list, wanted: str) -> str:
+    """When the header splits into the wanted column under another delimiter, say which."""
+    if frame.attrs.get("unit") != "line" or "sep" not in frame.attrs:
+        return ""
+    header = [str(c) for c in present]
+    for sep in DELIMITERS:
+        if sep != frame.attrs["sep"] and any(wanted in part.split(sep) for part in header if sep in part):
+            shown = "\\t" if sep == "\t" else sep
+            return f"; the file looks '{shown}'-separated: pass --sep '{shown}'"
+    return ""
 
 
 def parse_timestamps(values: pd.Series, frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -273,7 +291,7 @@ def _ids(values: pd.Series) -> pd.Series:
 def read_events(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
     """Events in canonical columns from a file; validation errors name file, line and column."""
     columns = columns or ColumnMap()
-    frame = read_table(path)
+    frame = read_table(path, columns.sep)
     required = {c: columns.source_for(c) for c in EVENT_REQUIRED}
     _require_columns(frame, required, "events")
     out = pd.DataFrame(
@@ -302,7 +320,7 @@ def read_events(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFr
 def read_items(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
     """Item catalogue in canonical columns; ``categories`` becomes a list of strings."""
     columns = columns or ColumnMap()
-    frame = read_table(path)
+    frame = read_table(path, columns.sep)
     id_column = columns.source_for("item_id")
     _require_columns(frame, {"item_id": id_column}, "items")
     out = frame.drop(columns=[_LOCATION]).rename(columns={id_column: "item_id"})
@@ -324,7 +342,7 @@ def read_items(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFra
 
 def read_users(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
     columns = columns or ColumnMap()
-    frame = read_table(path)
+    frame = read_table(path, columns.sep)
     id_column = columns.source_for("user_id")
     _require_columns(frame, {"user_id": id_column}, "users")
     out = frame.drop(columns=[_LOCATION]).rename(columns={id_column: "user_id"})

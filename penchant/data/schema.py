@@ -32,6 +32,8 @@ class ColumnMap:
     title: str | None = None
     description: str | None = None
     categories: str | None = None
+    # The field delimiter of CSV/TSV files; None: from the extension (",", or a tab for .tsv/.txt).
+    sep: str | None = None
 
     def source_for(self, canonical: str) -> str:
         """The file's column name for a canonical field."""

@@ -221,3 +221,27 @@ def test_bad_config_values_are_one_line(own_files, tmp_path):
         ('{"dropout": 2}', "dropout"),
     ):
         assert_one_line_error(penchant(*base, "--config", config), fragment)
+
+
+def test_a_file_with_another_delimiter_is_named_and_read_with_sep(tmp_path):
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId;movieId;timestamp\nu1;i1;100\nu1;i2;200\nu2;i1;300\nu2;i3;400\n")
+    base = [
+        "train",
+        "--events",
+        str(path),
+        "--user-col",
+        "userId",
+        "--item-col",
+        "movieId",
+        "--model",
+        "popularity",
+    ]
+    result = penchant(*base, "--out", str(tmp_path / "r"))
+    assert_one_line_error(
+        result, "ratings.csv", "missing column 'userId'", "looks ';'-separated", "--sep ';'"
+    )
+    result = penchant(*base, "--sep", ";", "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    result = penchant(*base, "--sep", ";;", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "one character" in result.stderr
