@@ -121,7 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--run", type=Path, required=True)
     recommend.add_argument("--user", required=True)
     recommend.add_argument("-k", "--k", type=_positive_int, default=10)
-    recommend.add_argument("--exclude-seen", action="store_true")
+    seen = recommend.add_mutually_exclusive_group()
+    seen.add_argument(
+        "--exclude-seen",
+        action="store_true",
+        default=None,
+        help="never recommend items the user already has (the default where the training data shows "
+        "people rarely come back to an item; run.json's seen_items says what was decided)",
+    )
+    seen.add_argument(
+        "--include-seen", dest="exclude_seen", action="store_false", help="keep already-seen items in"
+    )
     recommend.add_argument("--policy", help=f"re-rank with an exploration policy: {EXPLORE_POLICIES}")
     recommend.add_argument(
         "--explore", type=float, default=0.0, help="exploration knob in [0, 1] (default 0)"

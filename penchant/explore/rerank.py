@@ -86,10 +86,13 @@ class Explorer:
         user_id: str,
         k: int = 10,
         explore: float = 0.0,
-        exclude_seen: bool = False,
+        exclude_seen: bool | None = None,
         history: History | None = None,
     ) -> list[ExploredRecommendation]:
+        """``exclude_seen`` None: as the model decided from its training data (``excludes_seen``)."""
         history = self.model.history_of(user_id) if history is None else history
+        if exclude_seen is None:
+            exclude_seen = self.model.excludes_seen
         scores = self.model.score([history])[0]
         candidates = Candidates.from_scores(
             scores, max(self.n_candidates, k), history.items if exclude_seen else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -25,6 +25,22 @@ from penchant.models.topk import PAD, topk_indices
 
 # A validation callback: given the model being trained, return the score to maximise (e.g. NDCG@10).
 Validator = Callable[["Recommender"], float]
+
+# Below this share of training events that return to an item the user already had, people here do
+# not come back to items (MovieLens: 0%; Amazon Beauty: 0%), so ``recommend`` leaves already-seen
+# items out unless asked to keep them; at or above it (a shop where people re-buy) they stay in.
+REPEAT_SHARE_TO_KEEP_SEEN = 0.05
+
+
+def repeat_share(histories: Iterable[History]) -> float:
+    """The share of events, after each user's first, whose item the user already had before."""
+    repeats = events = 0
+    for history in histories:
+        n = len(history)
+        if n > 1:
+            repeats += n - len(np.unique(history.items))
+            events += n - 1
+    return repeats / events if events else 0.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,7 @@ class Recommender(ABC):
         self.popularity: np.ndarray | None = None  # training interaction counts per item
         self.histories: dict[str, History] = {}
         self.fit_stats = FitStats()
+        self.repeat_share: float | None = None  # see :attr:`excludes_seen`
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -146,6 +163,7 @@ class Recommender(ABC):
         )
         self.histories = {}
         self.observe(dataset, train_events)
+        self.repeat_share = repeat_share(self.histories.values())
         start = time.perf_counter()
         self._fit(dataset, train_events, validate, progress)
         self.fit_stats.seconds = time.perf_counter() - start
@@ -180,6 +198,23 @@ class Recommender(ABC):
         if self.item_map is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load() first")
 
+    @property
+    def excludes_seen(self) -> bool:
+        """Whether ``recommend`` leaves out items the user already has when not told: yes unless the
+        training data shows people coming back to items (:data:`REPEAT_SHARE_TO_KEEP_SEEN`)."""
+        if self.repeat_share is None:  # a model saved before this was recorded
+            self.repeat_share = repeat_share(self.histories.values())
+        return self.repeat_share < REPEAT_SHARE_TO_KEEP_SEEN
+
+    def seen_items_decision(self) -> dict:
+        """What :attr:`excludes_seen` decided, and from what, for run.json."""
+        excluded = self.excludes_seen
+        return {
+            "repeat_share": round(float(self.repeat_share), 4),
+            "threshold": REPEAT_SHARE_TO_KEEP_SEEN,
+            "excluded_by_default": excluded,
+        }
+
     def history_of(self, user_id: str) -> History:
         if user_id not in self.histories:
             raise InputError(f"unknown user '{user_id}': no events for this user in the run")
@@ -189,10 +224,12 @@ class Recommender(ABC):
         self,
         user_id: str | None = None,
         k: int = 10,
-        exclude_seen: bool = False,
+        exclude_seen: bool | None = None,
         history: History | Sequence[str] | None = None,
     ) -> list[Recommendation]:
-        """Top-k items for a known user, or for an explicit history (internal History or item IDs)."""
+        """Top-k items for a known user, or for an explicit history (internal History or item IDs).
+
+        ``exclude_seen`` None: as :attr:`excludes_seen` decided from the training data."""
         if history is None:
             if user_id is None:
                 raise InputError("recommend needs a user_id or a history")
@@ -202,7 +239,7 @@ class Recommender(ABC):
         return self._recommend_histories([history], k, exclude_seen)[0]
 
     def recommend_batch(
-        self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool = False
+        self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool | None = None
     ) -> dict[str, list[Recommendation]]:
         """Top-k for many known users at once (one scoring pass per batch)."""
         histories = [self.history_of(u) for u in user_ids]
@@ -219,11 +256,13 @@ class Recommender(ABC):
         return History(idx, now - 60.0 * np.arange(len(idx))[::-1])
 
     def _recommend_histories(
-        self, histories: list[History], k: int, exclude_seen: bool
+        self, histories: list[History], k: int, exclude_seen: bool | None
     ) -> list[list[Recommendation]]:
         self._require_fitted()
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
+        if exclude_seen is None:
+            exclude_seen = self.excludes_seen
         scores = self.score(histories).astype(np.float64, copy=True)
         if exclude_seen:
             for row, history in enumerate(histories):
@@ -281,6 +320,7 @@ class Recommender(ABC):
             "item_ids": self.item_map.ids,
             "titles": self.titles,
             "fit_stats": asdict(self.fit_stats),
+            "repeat_share": self.repeat_share,
         }
         (directory / "model.json").write_text(json.dumps(meta))
         np.save(directory / "popularity.npy", self.popularity)
@@ -304,6 +344,7 @@ class Recommender(ABC):
         model.item_map = IdMap(meta["item_ids"])
         model.titles = meta["titles"]
         model.fit_stats = FitStats(**meta["fit_stats"])
+        model.repeat_share = meta.get("repeat_share")
         model.popularity = np.load(directory / "popularity.npy")
         frame = pd.read_parquet(directory / "histories.parquet")
         model.histories = {

@@ -66,6 +66,7 @@ def save_run(
         "dataset": dataset.summary(),
         "cleaning": dataset.report.lines(),
         "fit": asdict(model.fit_stats),
+        "seen_items": model.seen_items_decision(),
         "machine": machine(),
         **(extra or {}),
     }

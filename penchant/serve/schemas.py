@@ -191,7 +191,7 @@ class RecommendationsOut(BaseModel):
     model: str
     retrieval: str = Field(description="exact or ann")
     history_length: int = Field(description="stored events of the user the model read")
-    exclude_seen: bool
+    exclude_seen: bool = Field(description="whether items the user already has were left out")
     policy: str | None = Field(description="the exploration policy that re-ranked the list, if any")
     explore: float = Field(description="0: the model's own ranking; 1: the policy's objective only")
 

@@ -110,6 +110,7 @@ class UserRecommendations:
     history_length: int  # stored events the model saw (items it does not know are left out)
     loaded: LoadedRun
     roles: list[ExploredItem] | None = None  # with a policy: each item's role and interest
+    exclude_seen: bool = False  # whether already-seen items were left out (asked for, or the run's default)
 
 
 class NoInterests(Exception):
@@ -264,11 +265,12 @@ class ModelHolder:
         self,
         user_id: str,
         k: int,
-        exclude_seen: bool,
+        exclude_seen: bool | None,
         policy: PolicyName | None = None,
         explore: float = 0.0,
     ) -> UserRecommendations:
-        """The model's top k, or with a policy its top candidates re-ranked at ``explore``."""
+        """The model's top k, or with a policy its top candidates re-ranked at ``explore``.
+        ``exclude_seen`` None: as the run decided from its training data."""
         loaded = self.current
         return self._recommend(
             loaded, self.user_state(user_id, loaded), user_id, k, exclude_seen, policy, explore
@@ -278,7 +280,7 @@ class ModelHolder:
         self,
         user_id: str,
         k: int,
-        exclude_seen: bool,
+        exclude_seen: bool | None,
         policy: PolicyName | None = None,
         explore: float = 0.0,
     ) -> UserRecommendations:
@@ -299,12 +301,14 @@ class ModelHolder:
         cached: UserState,
         user_id: str,
         k: int,
-        exclude_seen: bool,
+        exclude_seen: bool | None,
         policy: PolicyName | None = None,
         explore: float = 0.0,
     ) -> UserRecommendations:
         history = cached.history
         model = loaded.run.model
+        if exclude_seen is None:
+            exclude_seen = model.excludes_seen
         titles = model.titles
         roles = None
         if policy is None:
@@ -318,7 +322,7 @@ class ModelHolder:
         items = [
             Recommendation(model.item_map.ids[i], score, titles[i] if titles else None) for i, score in top
         ]
-        return UserRecommendations(items, len(history), loaded, roles)
+        return UserRecommendations(items, len(history), loaded, roles, exclude_seen)
 
     def profile(self, user_id: str) -> Profile:
         loaded = self.current

@@ -245,3 +245,27 @@ def test_a_file_with_another_delimiter_is_named_and_read_with_sep(tmp_path):
     assert result.returncode == 0, result.stderr
     result = penchant(*base, "--sep", ";;", "--out", str(tmp_path / "r"))
     assert result.returncode == 2 and "one character" in result.stderr
+
+
+def test_recommend_leaves_seen_items_out_where_people_do_not_come_back(tmp_path):
+    path = tmp_path / "views.csv"
+    rows = [f"u{u},i{(u + s) % 8},{100 * s}" for u in range(6) for s in range(5)]
+    path.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    assert (
+        penchant("train", "--events", str(path), "--model", "popularity", "--out", str(run)).returncode == 0
+    )
+    decision = json.loads((run / "run.json").read_text())["seen_items"]
+    assert decision["repeat_share"] == 0.0 and decision["excluded_by_default"] is True
+    seen = {f"i{s % 8}" for s in range(5)}  # u0's items
+
+    def recommended(*flags):
+        result = penchant("recommend", "--run", str(run), "--user", "u0", "-k", "8", "--json", *flags)
+        assert result.returncode == 0, result.stderr
+        return {r["item_id"] for r in json.loads(result.stdout)}
+
+    assert not recommended() & seen
+    assert recommended("--include-seen") >= seen
+    assert not recommended("--exclude-seen") & seen
+    both = penchant("recommend", "--run", str(run), "--user", "u0", "--include-seen", "--exclude-seen")
+    assert both.returncode == 2

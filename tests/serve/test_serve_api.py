@@ -205,3 +205,17 @@ def test_unknown_routes_and_methods_are_json(serve, ease_run):
     missing = client.get("/nothing/here")
     assert missing.status_code == 404 and missing.json()["detail"]
     assert client.put("/events").status_code == 405
+
+
+def test_seen_items_follow_the_run_unless_the_request_says(serve, ease_run, db_url):
+    from penchant.runs import load_run
+
+    client = serve(ease_run)
+    default = load_run(ease_run).model.excludes_seen
+    seen = {e["item_id"] for e in all_events(client, "u003", limit=100)[0]}
+    for asked in (None, True, False):
+        params = {"k": 20} | ({} if asked is None else {"exclude_seen": asked})
+        body = client.get("/users/u003/recommendations", params=params).json()
+        used = default if asked is None else asked
+        assert body["exclude_seen"] is used
+        assert bool({i["item_id"] for i in body["items"]} & seen) is (not used)

@@ -100,18 +100,19 @@ def test_explanation_weighs_only_the_most_recent_events(serve, transformer_run, 
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_explore_knob_marks_roles_and_interests(serve, transformer_run, policy, genres):
+    # u004 has walked the whole cycle; already-seen items are kept in (the cycle comes back to them).
     client = serve(transformer_run)
-    plain = client.get("/users/u004/recommendations?k=5").json()
+    plain = client.get("/users/u004/recommendations?k=5&exclude_seen=false").json()
     assert plain["policy"] is None and plain["explore"] == 0.0
     assert all(i["role"] is None and i["interest"] is None for i in plain["items"])
 
     # explore=0 is the model's own ranking exactly, every item exploited.
-    zero = client.get(f"/users/u004/recommendations?k=5&policy={policy}&explore=0").json()
+    zero = client.get(f"/users/u004/recommendations?k=5&policy={policy}&explore=0&exclude_seen=false").json()
     assert [i["item_id"] for i in zero["items"]] == [i["item_id"] for i in plain["items"]]
     assert {i["role"] for i in zero["items"]} == {"exploit"} and zero["policy"] == policy
     assert all(i["interest"] in genres for i in zero["items"])
 
-    full = client.get(f"/users/u004/recommendations?k=5&policy={policy}&explore=1").json()
+    full = client.get(f"/users/u004/recommendations?k=5&policy={policy}&explore=1&exclude_seen=false").json()
     assert full["explore"] == 1.0 and len(full["items"]) == 5
     for item in full["items"]:
         assert item["role"] in ("exploit", "explore") and item["interest"] in genres
@@ -121,9 +122,13 @@ def test_explore_knob_marks_roles_and_interests(serve, transformer_run, policy, 
 
 def test_calibrated_exploration_follows_a_just_posted_burst(serve, transformer_run):
     client = serve(transformer_run)
-    before = client.get("/users/u005/recommendations?k=10&policy=calibrated&explore=1").json()
+    before = client.get(
+        "/users/u005/recommendations?k=10&policy=calibrated&explore=1&exclude_seen=false"
+    ).json()
     client.post("/events", json=comedy_burst("u005", 1_600_018_000 + 3000, n=40))
-    after = client.get("/users/u005/recommendations?k=10&policy=calibrated&explore=1").json()
+    after = client.get(
+        "/users/u005/recommendations?k=10&policy=calibrated&explore=1&exclude_seen=false"
+    ).json()
     assert after["history_length"] == before["history_length"] + 40
     comedies = [i for i in after["items"] if i["interest"] == "Comedy"]
     assert len(comedies) > sum(i["interest"] == "Comedy" for i in before["items"])

@@ -21,7 +21,13 @@ async def recommendations(
     services: ServicesDep,
     user_id: UserId,
     k: Annotated[int, Query(ge=1, description="how many items")] = 10,
-    exclude_seen: Annotated[bool, Query(description="never recommend items the user already has")] = False,
+    exclude_seen: Annotated[
+        bool | None,
+        Query(
+            description="leave out items the user already has; not given: as the run decided from its "
+            "training data (left out unless people there come back to items)"
+        ),
+    ] = None,
     explore: Annotated[
         float,
         Query(
@@ -62,7 +68,7 @@ async def recommendations(
             "model": result.loaded.model_name,
             "retrieval": result.loaded.retriever.kind,
             "history_length": result.history_length,
-            "exclude_seen": exclude_seen,
+            "exclude_seen": result.exclude_seen,
             "policy": policy.value if policy else None,
             "explore": explore,
         }

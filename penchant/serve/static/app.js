@@ -50,11 +50,15 @@ async function loadActivity(user) {
 
 async function loadRecommendations(user) {
   const k = Math.max(1, Math.min(100, Number($("k").value) || 10));
-  const exclude = $("exclude-seen").checked;
+  // Until the box is touched, the run decides (already-seen items left out unless people come back).
+  const seen = $("exclude-seen");
   const policy = $("policy").value;
   const explore = policy ? Number($("explore").value) : 0;
-  const query = `k=${k}&exclude_seen=${exclude}` + (policy ? `&policy=${policy}&explore=${explore}` : "");
+  const query =
+    `k=${k}` + (seen.dataset.touched ? `&exclude_seen=${seen.checked}` : "") +
+    (policy ? `&policy=${policy}&explore=${explore}` : "");
   const recs = await api(`/users/${encodeURIComponent(user)}/recommendations?${query}`);
+  seen.checked = recs.exclude_seen;
   const explored = recs.items.filter((item) => item.role === "explore").length;
   $("recs-note").textContent =
     `${recs.model} model, ${recs.retrieval} retrieval, from ${recs.history_length} stored events` +
@@ -294,6 +298,10 @@ async function start() {
     $("explore-value").textContent = Number($("explore").value).toFixed(1);
   });
   $("explore").addEventListener("change", refreshRecommendations);
+  $("exclude-seen").addEventListener("change", () => {
+    $("exclude-seen").dataset.touched = "1";
+    refreshRecommendations();
+  });
   suggestUsers();
   const match = location.hash.match(/^#user=(.+)$/);
   if (match) {
