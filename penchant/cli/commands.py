@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from penchant.cli.main import print_json
-from penchant.data import ColumnMap, load_builtin, load_dataset
+from penchant.data import ColumnMap, Filters, load_builtin, load_dataset
 from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol
 from penchant.errors import InputError
@@ -26,8 +26,13 @@ out = Console()
 
 
 def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
+    filters = Filters(
+        min_user_events=getattr(args, "min_user_events", 0),
+        min_item_events=getattr(args, "min_item_events", 0),
+        positive=getattr(args, "positive", None),
+    )
     if args.data:
-        return load_builtin(args.data), {"dataset": args.data}
+        return load_builtin(args.data, filters), {"dataset": args.data, "filters": filters.to_dict()}
     columns = ColumnMap(
         user_id=args.user_col,
         item_id=args.item_col,
@@ -40,8 +45,9 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
         text=getattr(args, "text_col", None),
         sep=getattr(args, "sep", None),
     )
-    dataset = load_dataset(args.events, args.items, args.users, columns)
+    dataset = load_dataset(args.events, args.items, args.users, columns, filters)
     source = {
+        "filters": filters.to_dict(),
         "events": str(args.events),
         "items": str(args.items) if args.items else None,
         "users": str(args.users) if args.users else None,

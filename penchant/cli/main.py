@@ -83,6 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
         "more) or a sentence-transformers model directory; item text is fused with IDs "
         "when items have it",
     )
+    train.add_argument(
+        "--positive",
+        help="which events count as interest, e.g. 'value>=4' (ratings) or 'event_type=purchase,cart'; "
+        "the others are dropped and counted",
+    )
+    train.add_argument(
+        "--min-user-events",
+        type=int,
+        default=0,
+        help="keep users with at least N events (k-core, with items)",
+    )
+    train.add_argument(
+        "--min-item-events",
+        type=int,
+        default=0,
+        help="keep items with at least N events (k-core, with users)",
+    )
     train.add_argument("--model", default="transformer", help="transformer (default), ease or popularity")
     train.add_argument(
         "--protocol", default="leave-one-out", help="leave-one-out (default), temporal or cold-start"

@@ -2,6 +2,7 @@
 
 from penchant.data.builtin import load_builtin, load_ml100k
 from penchant.data.dataset import Dataset, History, IdMap
+from penchant.data.filters import Filters
 from penchant.data.io import load_dataset, read_events, read_items, read_users
 from penchant.data.schema import CleaningReport, ColumnMap
 
@@ -9,6 +10,7 @@ __all__ = [
     "CleaningReport",
     "ColumnMap",
     "Dataset",
+    "Filters",
     "History",
     "IdMap",
     "load_builtin",

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from penchant.data.dataset import Dataset
+from penchant.data.filters import Filters
 from penchant.data.schema import CleaningReport
 from penchant.errors import InputError
 
@@ -43,7 +44,7 @@ def _atomic(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_ml100k() -> Dataset:
+def load_ml100k(filters: Filters | None = None) -> Dataset:
     """MovieLens-100k: 100k ratings (1-5) with timestamps, 1,682 movies, 943 users."""
     folder = ml100k_dir()
     inter = _atomic(folder / "ml-100k.inter")
@@ -75,10 +76,10 @@ def load_ml100k() -> Dataset:
         }
     )
     report = CleaningReport(events_read=len(events), items_read=len(items), users_read=len(users))
-    return Dataset.from_frames(events, items, users, name="ml-100k", report=report)
+    return Dataset.from_frames(events, items, users, name="ml-100k", report=report, filters=filters)
 
 
-def load_builtin(name: str) -> Dataset:
+def load_builtin(name: str, filters: Filters | None = None) -> Dataset:
     if name == "ml-100k":
-        return load_ml100k()
+        return load_ml100k(filters)
     raise InputError(f"unknown built-in dataset '{name}' (available: {', '.join(BUILTIN)})")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from penchant.data.filters import Filters, apply_filters
 from penchant.data.schema import CleaningReport
 from penchant.errors import InputError
 
@@ -117,12 +118,14 @@ class Dataset:
         users: pd.DataFrame | None = None,
         name: str = "custom",
         report: CleaningReport | None = None,
+        filters: Filters | None = None,
     ) -> Dataset:
         """Clean canonical-column frames and build a dataset.
 
-        Cleaning drops events with a missing user, item or time, exact duplicate events, and events
-        whose item is not in the given catalogue, and records each step in the report. Without a
-        catalogue, the catalogue is the set of items seen in events.
+        Cleaning drops events with a missing user, item or time, exact duplicate events (same user,
+        item, time, type and text), and events whose item is not in the given catalogue, then applies
+        ``filters`` (positive rule, k-core), and records each step in the report. Without a
+        catalogue, the catalogue is the set of items in the events kept.
         """
         report = report or CleaningReport(events_read=len(events))
         events = events.copy()
@@ -140,14 +143,12 @@ class Dataset:
         events["value"] = events["value"].astype(float)
 
         before = len(events)
-        events = events.drop_duplicates(subset=["user_id", "item_id", "timestamp", "event_type"])
+        # An event's text is part of what it is: two tags written in the same second are two events.
+        events = events.drop_duplicates(subset=["user_id", "item_id", "timestamp", "event_type", "text"])
         report.duplicates_dropped += before - len(events)
 
-        if items is None or len(items) == 0:
-            catalogue = pd.DataFrame(
-                index=pd.Index(sorted(pd.unique(events["item_id"]), key=_natural), name="item_id")
-            )
-        else:
+        catalogue = None
+        if items is not None and len(items) > 0:
             catalogue = items.copy()
             catalogue["item_id"] = catalogue["item_id"].astype(str)
             before = len(catalogue)
@@ -156,6 +157,20 @@ class Dataset:
             known = events["item_id"].isin(catalogue.index)
             report.unknown_items_dropped += int((~known).sum())
             events = events[known]
+        if filters is not None and filters.active:
+            events = apply_filters(events, filters, report)
+        if catalogue is None:
+            catalogue = pd.DataFrame(
+                index=pd.Index(sorted(pd.unique(events["item_id"]), key=_natural), name="item_id")
+            )
+        else:
+            idle = int((~catalogue.index.isin(events["item_id"])).sum())
+            if idle > len(catalogue) / 2:
+                report.notes.append(
+                    f"warning: {idle} of {len(catalogue)} catalogue items ({idle / len(catalogue):.0%}) have "
+                    "no events; they are kept for cold start and cost no training time, but only their "
+                    "text (if any) can score them"
+                )
 
         if users is None:
             users = pd.DataFrame(columns=["user_id"])

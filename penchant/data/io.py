@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from penchant.data.dataset import Dataset
+from penchant.data.filters import Filters
 from penchant.data.schema import EVENT_OPTIONAL, EVENT_REQUIRED, CleaningReport, ColumnMap
 from penchant.errors import InputError, where
 
@@ -368,8 +369,10 @@ def load_dataset(
     items: str | Path | None = None,
     users: str | Path | None = None,
     columns: ColumnMap | None = None,
+    filters: Filters | None = None,
 ) -> Dataset:
-    """Read, validate and clean a user's own files into a :class:`Dataset`."""
+    """Read, validate and clean a user's own files into a :class:`Dataset` (``filters``: which
+    events count, see :class:`penchant.data.filters.Filters`)."""
     event_frame = read_events(events, columns)
     item_frame = read_items(items, columns) if items else None
     user_frame = read_users(users, columns) if users else None
@@ -378,7 +381,9 @@ def load_dataset(
         items_read=0 if item_frame is None else len(item_frame),
         users_read=0 if user_frame is None else len(user_frame),
     )
-    return Dataset.from_frames(event_frame, item_frame, user_frame, name=_stem(Path(events)), report=report)
+    return Dataset.from_frames(
+        event_frame, item_frame, user_frame, name=_stem(Path(events)), report=report, filters=filters
+    )
 
 
 def _stem(path: Path) -> str:

@@ -62,7 +62,9 @@ class CleaningReport:
         """Human-readable summary, one finding per line."""
         out = [f"events: {self.events_read} read, {self.events_kept} kept"]
         if self.duplicates_dropped:
-            out.append(f"dropped {self.duplicates_dropped} duplicate events (same user, item, time and type)")
+            out.append(
+                f"dropped {self.duplicates_dropped} duplicate events (same user, item, time, type and text)"
+            )
         for column, n in self.missing_dropped.items():
             out.append(f"dropped {n} events with no {column}")
         if self.unknown_items_dropped:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.clitools import assert_one_line_error, penchant
@@ -269,3 +270,23 @@ def test_recommend_leaves_seen_items_out_where_people_do_not_come_back(tmp_path)
     assert not recommended("--exclude-seen") & seen
     both = penchant("recommend", "--run", str(run), "--user", "u0", "--include-seen", "--exclude-seen")
     assert both.returncode == 2
+
+
+def test_filters_from_the_command_line_are_applied_reported_and_recorded(tmp_path):
+    path = tmp_path / "ratings.csv"
+    rows = [f"u{u},i{(u + s) % 6},{100 * s},{1 + (u + s) % 5}" for u in range(8) for s in range(4)]
+    rows.append("loner,i0,50,5")
+    path.write_text("user_id,item_id,timestamp,rating\n" + "\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    result = penchant(
+        "train", "--events", str(path), "--value-col", "rating", "--positive", "value>=3",
+        "--min-user-events", "2", "--model", "popularity", "--out", str(run),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "positive events (value>=3): kept" in result.stderr and "k-core" in result.stderr
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["source"]["filters"] == {"min_user_events": 2, "min_item_events": 0, "positive": "value>=3"}
+    events = pd.read_parquet(run / "data" / "events.parquet")
+    assert events["value"].min() >= 3 and "loner" not in set(events["user_id"])
+    bad = penchant("train", "--events", str(path), "--positive", "stars>3", "--out", str(tmp_path / "r2"))
+    assert_one_line_error(bad, "--positive", "stars>3")
