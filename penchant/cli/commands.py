@@ -166,7 +166,10 @@ def recommend(args: argparse.Namespace) -> int:
         if args.json:
             print_json(rows)
         return 0
-    recs = run.model.recommend(args.user, k=args.k, exclude_seen=args.exclude_seen)
+    unknown = getattr(args, "unknown_user", "popular")
+    recs = run.model.recommend(args.user, k=args.k, exclude_seen=args.exclude_seen, unknown_user=unknown)
+    if not run.model.knows(args.user):
+        err.print(f"note: user '{args.user}' has no events in the run: the most popular items")
     if args.json:
         print_json([r.to_dict() for r in recs])
         return 0

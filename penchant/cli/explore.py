@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -25,6 +26,7 @@ from penchant.runs import Run
 POLICIES = ("diversity", "calibrated", "novel-interest", "bandit")
 
 out = Console()
+err = Console(stderr=True)
 
 
 def build_policy(name: str, run: Run, train_histories: Sequence[History]) -> Policy:
@@ -66,8 +68,14 @@ def recommend(args: argparse.Namespace, run: Run) -> list[dict]:
     """Top-k of a run's model re-ranked by ``args.policy`` at ``args.explore``, with roles and interests."""
     _check_args(args)
     policy = build_policy(args.policy, run, list(run.model.histories.values()))
+    history = None
+    if not run.model.knows(args.user):
+        if getattr(args, "unknown_user", "popular") == "error":
+            run.model.history_of(args.user)  # the one-line error naming the user
+        history = History(np.zeros(0, dtype=np.int64), np.zeros(0), args.user)
+        err.print(f"note: user '{args.user}' has no events in the run: the most popular items, re-ranked")
     recs = Explorer(run.model, policy).recommend(
-        args.user, k=args.k, explore=args.explore, exclude_seen=args.exclude_seen
+        args.user, k=args.k, explore=args.explore, exclude_seen=args.exclude_seen, history=history
     )
     rows = [r.to_dict() for r in recs]
     if not args.json:

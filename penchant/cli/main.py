@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     seen.add_argument(
         "--include-seen", dest="exclude_seen", action="store_false", help="keep already-seen items in"
     )
+    recommend.add_argument(
+        "--unknown-user",
+        choices=("popular", "error"),
+        default="popular",
+        help="a user with no events in the run: the most popular items (default, as the API answers; "
+        "a note on stderr says so) or an error",
+    )
     recommend.add_argument("--policy", help=f"re-rank with an exploration policy: {EXPLORE_POLICIES}")
     recommend.add_argument(
         "--explore", type=float, default=0.0, help="exploration knob in [0, 1] (default 0)"
@@ -234,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve catalogues of at least this many items through an ANN index (default 50000)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--unknown-users",
+        choices=("popular", "404"),
+        default="popular",
+        help="a user with no usable stored events: the most popular items marked fallback (default) or 404",
+    )
     _add_device(serve)
 
     keys = sub.add_parser("keys", help="API keys of a service's event store")

@@ -28,6 +28,7 @@ def serve(args: argparse.Namespace) -> int:
         open_access=args.open,
         ann_threshold=args.ann_threshold,
         device=args.device,
+        unknown_users=getattr(args, "unknown_users", "popular"),
     )
     parse_url(settings.db_url)  # a malformed URL is a one-line error here, not a failed startup
     from penchant.models.devices import resolve_device

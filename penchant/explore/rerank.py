@@ -93,7 +93,7 @@ class Explorer:
         history = self.model.history_of(user_id) if history is None else history
         if exclude_seen is None:
             exclude_seen = self.model.excludes_seen
-        scores = self.model.score([history])[0]
+        scores = self.model.scores_or_popular([history])[0]
         candidates = Candidates.from_scores(
             scores, max(self.n_candidates, k), history.items if exclude_seen else None
         )

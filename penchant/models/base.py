@@ -31,6 +31,9 @@ Validator = Callable[["Recommender"], float]
 # items out unless asked to keep them; at or above it (a shop where people re-buy) they stay in.
 REPEAT_SHARE_TO_KEEP_SEEN = 0.05
 
+# What ``recommend`` does for a user it has no events of: the most popular items, or an error.
+UNKNOWN_USERS = ("popular", "error")
+
 
 def repeat_share(histories: Iterable[History]) -> float:
     """The share of events, after each user's first, whose item the user already had before."""
@@ -194,6 +197,19 @@ class Recommender(ABC):
     def score(self, histories: Sequence[History]) -> np.ndarray:
         """Scores (B, n_items) over the full catalogue for a batch of histories; higher is better."""
 
+    def scores_or_popular(self, histories: Sequence[History]) -> np.ndarray:
+        """:meth:`score` as float64, with the training popularity (``log1p`` of the counts) for each
+        empty history: with nothing to go on, every model answers with the most popular items."""
+        scores = self.score(histories).astype(np.float64, copy=True)
+        for row, history in enumerate(histories):
+            if len(history) == 0:
+                scores[row] = self.popular_scores()
+        return scores
+
+    def popular_scores(self) -> np.ndarray:
+        """Scores (I,) that rank the catalogue by training popularity: what an empty history gets."""
+        return np.log1p(self.popularity)
+
     def _require_fitted(self) -> None:
         if self.item_map is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load() first")
@@ -215,6 +231,10 @@ class Recommender(ABC):
             "excluded_by_default": excluded,
         }
 
+    def knows(self, user_id: str) -> bool:
+        """Whether the model has events of this user (else ``recommend`` falls back, see there)."""
+        return user_id in self.histories
+
     def history_of(self, user_id: str) -> History:
         if user_id not in self.histories:
             raise InputError(f"unknown user '{user_id}': no events for this user in the run")
@@ -226,23 +246,44 @@ class Recommender(ABC):
         k: int = 10,
         exclude_seen: bool | None = None,
         history: History | Sequence[str] | None = None,
+        unknown_user: str = "popular",
     ) -> list[Recommendation]:
-        """Top-k items for a known user, or for an explicit history (internal History or item IDs).
+        """Top-k items for a user, or for an explicit history (internal History or item IDs).
 
-        ``exclude_seen`` None: as :attr:`excludes_seen` decided from the training data."""
+        ``exclude_seen`` None: as :attr:`excludes_seen` decided from the training data. A user the
+        model has no events of gets the most popular training items (``unknown_user="popular"``,
+        the same answer the service and the command line give; :meth:`knows` tells them apart), or
+        an :class:`InputError` naming the user (``"error"``)."""
+        if unknown_user not in UNKNOWN_USERS:
+            raise InputError(f"unknown_user must be one of {', '.join(UNKNOWN_USERS)}, got '{unknown_user}'")
         if history is None:
             if user_id is None:
                 raise InputError("recommend needs a user_id or a history")
-            history = self.history_of(user_id)
+            if unknown_user == "popular" and not self.knows(user_id):
+                history = History(np.zeros(0, dtype=np.int64), np.zeros(0), user_id)
+            else:
+                history = self.history_of(user_id)
         elif not isinstance(history, History):
             history = self._history_from_ids(history)
         return self._recommend_histories([history], k, exclude_seen)[0]
 
     def recommend_batch(
-        self, user_ids: Sequence[str], k: int = 10, exclude_seen: bool | None = None
+        self,
+        user_ids: Sequence[str],
+        k: int = 10,
+        exclude_seen: bool | None = None,
+        unknown_user: str = "popular",
     ) -> dict[str, list[Recommendation]]:
-        """Top-k for many known users at once (one scoring pass per batch)."""
-        histories = [self.history_of(u) for u in user_ids]
+        """Top-k for many users at once (one scoring pass per batch); unknown users as in :meth:`recommend`."""
+        if unknown_user not in UNKNOWN_USERS:
+            raise InputError(f"unknown_user must be one of {', '.join(UNKNOWN_USERS)}, got '{unknown_user}'")
+        empty = np.zeros(0, dtype=np.int64)
+        histories = [
+            History(empty, np.zeros(0), u)
+            if unknown_user == "popular" and not self.knows(u)
+            else self.history_of(u)
+            for u in user_ids
+        ]
         lists: list[list[Recommendation]] = []
         for start in range(0, len(histories), 256):
             lists.extend(self._recommend_histories(histories[start : start + 256], k, exclude_seen))
@@ -263,7 +304,7 @@ class Recommender(ABC):
             raise InputError(f"k must be at least 1, got {k}")
         if exclude_seen is None:
             exclude_seen = self.excludes_seen
-        scores = self.score(histories).astype(np.float64, copy=True)
+        scores = self.scores_or_popular(histories)
         if exclude_seen:
             for row, history in enumerate(histories):
                 scores[row, history.items] = -np.inf

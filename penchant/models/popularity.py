@@ -30,5 +30,8 @@ class Popularity(Recommender):
     def score(self, histories: Sequence[History]) -> np.ndarray:
         return np.tile(self._scores, (len(histories), 1))
 
+    def popular_scores(self) -> np.ndarray:
+        return self._scores.astype(np.float64)  # its own scores are the counts
+
     def _load_state(self, directory) -> None:
         self._scores = self.popularity.astype(np.float32)

@@ -192,6 +192,11 @@ class RecommendationsOut(BaseModel):
     retrieval: str = Field(description="exact or ann")
     history_length: int = Field(description="stored events of the user the model read")
     exclude_seen: bool = Field(description="whether items the user already has were left out")
+    fallback: str | None = Field(
+        None,
+        description="'popular' when no stored event of the user was usable (a new user): the list is "
+        "the most popular items; null otherwise",
+    )
     policy: str | None = Field(description="the exploration policy that re-ranked the list, if any")
     explore: float = Field(description="0: the model's own ranking; 1: the policy's objective only")
 

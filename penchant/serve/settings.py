@@ -28,6 +28,9 @@ class Settings:
     torch_threads: int = 1  # intra-op threads per request; requests run in parallel threads already
     explain_events: int = 200  # most recent events an explanation weighs (one model pass per event)
     device: str = "auto"  # where a neural model scores: auto (CUDA when torch sees it), cpu, cuda[:N], mps
+    # A user with no usable stored events: "popular" (the most popular items, marked fallback) or
+    # "404" (an error naming the user), as penchant recommend --unknown-user does.
+    unknown_users: str = "popular"
 
     def __post_init__(self) -> None:
         if self.open_access and not is_loopback(self.host):
@@ -35,6 +38,8 @@ class Settings:
                 f"--open serves without API keys, so it only binds a loopback address (127.0.0.1, ::1, "
                 f"localhost); refusing --host {self.host}"
             )
+        if self.unknown_users not in ("popular", "404"):
+            raise InputError(f"--unknown-users must be popular or 404, got '{self.unknown_users}'")
         for name in (
             "max_body_bytes",
             "max_batch",

@@ -147,7 +147,11 @@ def test_malformed_jsonl(tmp_path):
 
 
 def test_unknown_user(own_run):
-    result = penchant("recommend", "--run", str(own_run), "--user", "u-999")
+    # As the API answers: the most popular items, and a note saying why; or, when asked, an error.
+    result = penchant("recommend", "--run", str(own_run), "--user", "u-999", "--json")
+    assert result.returncode == 0 and len(json.loads(result.stdout)) > 0
+    assert "user 'u-999' has no events in the run: the most popular items" in result.stderr
+    result = penchant("recommend", "--run", str(own_run), "--user", "u-999", "--unknown-user", "error")
     assert_one_line_error(result, "unknown user 'u-999'")
 
 

@@ -98,11 +98,17 @@ def test_save_load_gives_identical_recommendations(fitted, cycle_dataset, tmp_pa
 
 
 # ---------------------------------------------------------------------------------------- inputs
-def test_unknown_user_raises_input_error_naming_it(fitted):
+def test_an_unknown_user_gets_the_popular_items_or_an_error_naming_them(fitted):
+    assert not fitted.knows("nobody-here") and fitted.knows("u000")
+    popular = [fitted.item_map.ids[i] for i in np.argsort(-fitted.popularity, kind="stable")[:5]]
+    assert [r.item_id for r in fitted.recommend("nobody-here", k=5)] == popular
+    assert [r.item_id for r in fitted.recommend_batch(["u000", "nobody-here"], k=5)["nobody-here"]] == popular
     with pytest.raises(InputError, match="nobody-here"):
-        fitted.recommend("nobody-here")
+        fitted.recommend("nobody-here", unknown_user="error")
     with pytest.raises(InputError, match="nobody-here"):
-        fitted.recommend_batch(["u000", "nobody-here"])
+        fitted.recommend_batch(["u000", "nobody-here"], unknown_user="error")
+    with pytest.raises(InputError, match="unknown_user"):
+        fitted.recommend("u000", unknown_user="maybe")
 
 
 def test_unknown_item_in_history_raises_input_error_naming_it(fitted):

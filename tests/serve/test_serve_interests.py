@@ -166,9 +166,20 @@ def test_unknown_users_and_items_are_404_in_words(serve, transformer_run):
     client.post("/items", json={"item_id": "new-1", "title": "New"})
     client.post("/events", json={"user_id": "fresh", "item_id": "new-1", "timestamp": 1.7e9})
     assert client.get("/users/fresh/profile").status_code == 404
-    # ... but recommendations with a policy still work for a new user (popular items, re-ranked).
+    # ... but recommendations (with a policy too) still work for a new user: the popular items,
+    # marked as the fallback they are; a known user's list is not.
     fresh = client.get("/users/fresh/recommendations?k=3&policy=diversity&explore=0.5")
     assert fresh.status_code == 200 and len(fresh.json()["items"]) == 3
+    assert fresh.json()["fallback"] == "popular"
+    assert client.get("/users/u000/recommendations?k=3").json()["fallback"] is None
+
+
+def test_a_service_can_answer_unknown_users_with_404(serve, transformer_run):
+    client = serve(transformer_run, unknown_users="404")
+    answer = client.get("/users/nobody/recommendations")
+    assert answer.status_code == 404 and answer.json()["detail"].startswith("user_id: ")
+    assert "'nobody'" in answer.json()["detail"]
+    assert client.get("/users/u000/recommendations").status_code == 200
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,13 @@ router = APIRouter(tags=["recommendations"])
     "/users/{user_id}/recommendations",
     response_model=RecommendationsOut,
     dependencies=[CanRead],
-    responses={409: {"model": ErrorOut, "description": "a policy, and the served run has no interests"}},
+    responses={
+        404: {
+            "model": ErrorOut,
+            "description": "with --unknown-users 404: no usable stored events of the user",
+        },
+        409: {"model": ErrorOut, "description": "a policy, and the served run has no interests"},
+    },
 )
 async def recommendations(
     services: ServicesDep,
@@ -39,7 +45,8 @@ async def recommendations(
     ] = None,
 ) -> JSONResponse:
     """The top-k items for the user from everything stored about them, including events recorded a
-    moment ago. A user with no events gets the most popular items. With a ``policy``, the model's top
+    moment ago. A user with no usable events gets the most popular items, marked ``fallback:
+    "popular"`` (or 404 when the service runs with ``--unknown-users 404``). With a ``policy``, the model's top
     candidates are re-ranked at ``explore`` and each item says its role and interest.
 
     Async: a cached user is answered on the event loop, anything slower in a worker thread."""
@@ -48,6 +55,8 @@ async def recommendations(
     if explore > 0 and policy is None:
         raise HTTPException(422, f"policy: required when explore > 0 ({', '.join(PolicyName)})")
     result = await services.models.recommend_async(user_id, k, exclude_seen, policy, explore)
+    if result.history_length == 0 and services.settings.unknown_users == "404":
+        raise HTTPException(404, f"user_id: no stored events of user '{user_id}' with items the model knows")
     services.metrics.recommendations.labels(result.loaded.retriever.kind).inc()
     roles = result.roles or [None] * len(result.items)
     # The hot path: a plain dict in the shape of RecommendationsOut (the documented response_model),
@@ -69,6 +78,7 @@ async def recommendations(
             "retrieval": result.loaded.retriever.kind,
             "history_length": result.history_length,
             "exclude_seen": result.exclude_seen,
+            "fallback": "popular" if result.history_length == 0 else None,
             "policy": policy.value if policy else None,
             "explore": explore,
         }
