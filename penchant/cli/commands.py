@@ -45,9 +45,20 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
         text=getattr(args, "text_col", None),
         sep=getattr(args, "sep", None),
     )
-    dataset = load_dataset(args.events, args.items, args.users, columns, filters)
+    text_file = getattr(args, "text_file", None)
+    dataset = load_dataset(
+        args.events,
+        args.items,
+        args.users,
+        columns,
+        filters,
+        text_file=text_file,
+        text_col=getattr(args, "text_file_col", "text"),
+        text_type=getattr(args, "text_file_type", "tag"),
+    )
     source = {
         "filters": filters.to_dict(),
+        "text_file": str(text_file) if text_file else None,
         "events": str(args.events),
         "items": str(args.items) if args.items else None,
         "users": str(args.users) if args.users else None,

@@ -78,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--description-col", help="items column holding a description")
     train.add_argument("--text-col", help="events column holding text (a review, a query)")
     train.add_argument(
+        "--text-file",
+        type=Path,
+        help="a tags or reviews file with the events' user, item and time columns: a row matching an "
+        "event (same user, item, time) gives it its text, any other row becomes an event of its own",
+    )
+    train.add_argument(
+        "--text-file-col", default="text", help="the --text-file column holding the text (default text)"
+    )
+    train.add_argument(
+        "--text-file-type",
+        default="tag",
+        help="event type of --text-file rows that match no event (default tag)",
+    )
+    train.add_argument(
         "--text-encoder",
         help="minilm (English, default), multilingual (e5: Chinese and ~100 "
         "more) or a sentence-transformers model directory; item text is fused with IDs "

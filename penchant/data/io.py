@@ -364,22 +364,90 @@ def split_categories(value) -> list[str]:
     return [text.strip()] if text.strip() else []
 
 
+def read_text_rows(
+    path: str | Path, columns: ColumnMap | None = None, text_col: str = "text"
+) -> pd.DataFrame:
+    """Rows of a tags or reviews file: user, item and time in the events' column names, and the
+    text in ``text_col``; rows with no text are left out (there is nothing to join)."""
+    columns = columns or ColumnMap()
+    frame = read_table(path, columns.sep)
+    required = {c: columns.source_for(c) for c in EVENT_REQUIRED} | {"text": text_col}
+    _require_columns(frame, required, "text")
+    out = pd.DataFrame(
+        {
+            "user_id": _ids(frame[required["user_id"]]),
+            "item_id": _ids(frame[required["item_id"]]),
+            "timestamp": parse_timestamps(frame[required["timestamp"]], frame, required["timestamp"]),
+            "text": frame[text_col].where(frame[text_col].notna(), None),
+        }
+    )
+    return out[out["text"].notna() & (out["text"].astype(str).str.strip() != "")]
+
+
+def attach_text(
+    events: pd.DataFrame, rows: pd.DataFrame, event_type: str, source: str
+) -> tuple[pd.DataFrame, str]:
+    """Join text rows onto events: a row whose user, item and time match an event gives that event
+    its text (several rows of one event are joined with "; "); every other row becomes an event of
+    its own, of type ``event_type``. Returns the events and one line saying what was done."""
+    keys = ["user_id", "item_id", "timestamp"]
+    joined = (
+        rows.groupby(keys, sort=False)["text"].agg(lambda texts: "; ".join(map(str, texts))).reset_index()
+    )
+    found = joined.merge(events[keys].drop_duplicates(), on=keys, how="inner")
+    matched = rows.merge(found[keys], on=keys, how="inner")
+    events = events.copy()
+    for column in ("text", "event_type"):
+        if column not in events:
+            events[column] = None
+    if len(found):
+        texts = events[keys].merge(found, on=keys, how="left")["text"].to_numpy()
+        old = events["text"].to_numpy(dtype=object)
+        has_new = pd.notna(texts)
+        has_old = pd.notna(old) & (pd.Series(old).astype(str).str.strip() != "").to_numpy()
+        merged = np.where(
+            has_new & has_old, pd.Series(old).astype(str) + "; " + pd.Series(texts).astype(str), old
+        )
+        events["text"] = np.where(has_new & ~has_old, texts, merged)
+    rest = rows.merge(found[keys], on=keys, how="left", indicator=True)
+    rest = rest[rest["_merge"] == "left_only"].drop(columns="_merge").assign(event_type=event_type)
+    if "value" in events:
+        rest["value"] = np.nan
+    events = pd.concat([events, rest[[c for c in events.columns if c in rest.columns]]], ignore_index=True)
+    line = (
+        f"{source}: {len(rows)} text rows; {len(matched)} joined onto the {len(found)} events with the same "
+        f"user, item and time; {len(rest)} added as events of type '{event_type}'"
+    )
+    return events, line
+
+
 def load_dataset(
     events: str | Path,
     items: str | Path | None = None,
     users: str | Path | None = None,
     columns: ColumnMap | None = None,
     filters: Filters | None = None,
+    text_file: str | Path | None = None,
+    text_col: str = "text",
+    text_type: str = "tag",
 ) -> Dataset:
     """Read, validate and clean a user's own files into a :class:`Dataset` (``filters``: which
-    events count, see :class:`penchant.data.filters.Filters`)."""
+    events count, see :class:`penchant.data.filters.Filters`). ``text_file``: a tags or reviews file
+    with the events' user, item and time columns and the text in ``text_col``, joined on as
+    :func:`attach_text` says."""
     event_frame = read_events(events, columns)
+    notes = []
+    if text_file is not None:
+        rows = read_text_rows(text_file, columns, text_col)
+        event_frame, line = attach_text(event_frame, rows, text_type, str(text_file))
+        notes.append(line)
     item_frame = read_items(items, columns) if items else None
     user_frame = read_users(users, columns) if users else None
     report = CleaningReport(
         events_read=len(event_frame),
         items_read=0 if item_frame is None else len(item_frame),
         users_read=0 if user_frame is None else len(user_frame),
+        notes=notes,
     )
     return Dataset.from_frames(
         event_frame, item_frame, user_frame, name=_stem(Path(events)), report=report, filters=filters

@@ -572,3 +572,35 @@ def test_compressed_file_of_an_unsupported_format(tmp_path):
     path = tmp_path / "events.xlsx.gz"
     path.write_bytes(b"")
     assert "'.xlsx.gz'" in _error(read_events, path)
+
+
+def test_a_tags_file_joins_onto_matching_events_and_adds_the_rest_as_tag_events(tmp_path):
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("userId,movieId,rating,timestamp\n1,10,4.5,100\n1,11,0.5,200\n2,10,3.0,300\n")
+    tags = tmp_path / "tags.csv"
+    # 1/10/100 matches a rating (two tags: both join it); 1/12/150 matches none: two same-second tags,
+    # two events; a row without text is skipped.
+    tags.write_text(
+        "userId,movieId,tag,timestamp\n1,10,funny,100\n1,10,pixar,100\n1,12,dark,150\n1,12,slow,150\n2,10,,300\n"
+    )
+    columns = ColumnMap(user_id="userId", item_id="movieId", value="rating")
+    data = load_dataset(ratings, columns=columns, text_file=tags, text_col="tag")
+    events = data.events
+    rated = events[(events["user_id"] == "1") & (events["item_id"] == "10")]
+    assert rated["text"].tolist() == ["funny; pixar"] and rated["value"].tolist() == [4.5]
+    tagged = events[events["event_type"] == "tag"].sort_values("text")
+    assert tagged["text"].tolist() == ["dark", "slow"] and set(tagged["item_id"]) == {"12"}
+    assert len(events) == 5 and data.report.duplicates_dropped == 0
+    assert any(
+        "4 text rows; 2 joined onto the 1 events" in line and "2 added as events of type 'tag'" in line
+        for line in data.report.lines()
+    )
+
+
+def test_a_tags_file_without_its_text_column_is_named(tmp_path):
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user_id,item_id,timestamp\n1,10,100\n")
+    tags = tmp_path / "tags.csv"
+    tags.write_text("user_id,item_id,timestamp,label\n1,10,100,x\n")
+    with pytest.raises(InputError, match="tags.csv: missing column 'tag'"):
+        load_dataset(ratings, text_file=tags, text_col="tag")
