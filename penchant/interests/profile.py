@@ -4,9 +4,13 @@ what is emerging or fading.
 - **long term**: every event of the history, each weighted by ``0.5 ** (age / half_life)`` where the
   age is measured back from the user's last event (not from the wall clock, so an old log still has
   a meaningful profile), spread over the event's item's interests;
-- **short term**: the recent window only, unweighted (the last N events, or the last D days);
+- **short term**: the recent window only (the last N events, or the last D days), each event weighted
+  by the same decay, so the two horizons differ in what they cover, never in how they count;
 - **emerging**: an interest whose short-term share is well above its long-term share (both a ratio and
   an absolute gap must be met, so tiny interests flickering do not count); **fading**: the reverse.
+  Neither is computed when the short-term window holds more than half of the history: the two
+  horizons would then be mostly the same events, and any difference between them an artefact (the
+  profile says so in ``shift_note``).
 
 Shares are normalised to sum to one in each horizon, so long and short term are comparable.
 """
@@ -97,6 +101,7 @@ class Profile:
     summary_source: str = "deterministic"  # or "llm"
     summary_note: str | None = None  # why a configured language model was not used
     config: ProfileConfig = field(default_factory=ProfileConfig)
+    shift_note: str | None = None  # why emerging and fading were not computed
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -113,6 +118,8 @@ class Profile:
         }
         if self.summary_note:
             out["summary_note"] = self.summary_note
+        if self.shift_note:
+            out["shift_note"] = self.shift_note
         return out
 
 
@@ -132,7 +139,7 @@ def interest_shares(
         recent = age_days <= config.short_days
     else:
         recent = np.arange(len(history)) >= len(history) - config.short_events
-    short_term = membership[recent].sum(axis=0)
+    short_term = decay[recent] @ membership[recent]
     return _normalise(long_term), _normalise(short_term), int(recent.sum())
 
 
@@ -142,7 +149,16 @@ def build_profile(
     """The profile of one user from their time-ordered history (internal item indices)."""
     config = config or ProfileConfig()
     long_term, short_term, n_recent = interest_shares(history, taxonomy, config)
-    emerging, fading = shifts(long_term, short_term, taxonomy.names, config)
+    shift_note = None
+    if 2 * n_recent > len(history):
+        emerging, fading = [], []
+        if len(history):
+            shift_note = (
+                f"emerging and fading not computed: {config.window()} hold {n_recent} of the user's "
+                f"{len(history)} events; they need a history at least twice as long as the short term"
+            )
+    else:
+        emerging, fading = shifts(long_term, short_term, taxonomy.names, config)
     profile = Profile(
         user_id=user_id,
         long_term=_weights(long_term, taxonomy.names),
@@ -154,6 +170,7 @@ def build_profile(
         n_recent=n_recent,
         window=config.window(),
         config=config,
+        shift_note=shift_note,
     )
     profile.summary = describe(profile)
     return profile
@@ -196,7 +213,9 @@ def describe(profile: Profile) -> str:
         parts.append(f"Emerging: {_names(profile.emerging)}.")
     if profile.fading:
         parts.append(f"Fading: {_names(profile.fading)}.")
-    if not profile.emerging and not profile.fading:
+    if profile.shift_note:
+        parts.append("Too short a history yet to tell what is emerging or fading.")
+    elif not profile.emerging and not profile.fading:
         parts.append("Their recent activity matches their long-term mix.")
     return " ".join(parts)
 

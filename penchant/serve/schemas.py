@@ -240,7 +240,7 @@ class ProfileOut(BaseModel):
 
     user_id: str
     long_term: list[InterestWeightOut] = Field(description="time-decayed shares, strongest first")
-    short_term: list[InterestWeightOut] = Field(description="shares in the recent window")
+    short_term: list[InterestWeightOut] = Field(description="shares in the recent window, decayed alike")
     emerging: list[InterestShiftOut]
     fading: list[InterestShiftOut]
     summary: str
@@ -248,6 +248,9 @@ class ProfileOut(BaseModel):
     n_events: int
     short_term_window: str
     settings: dict[str, Any]
+    shift_note: str | None = Field(
+        None, description="why emerging and fading were not computed (a history too short to tell)"
+    )
 
 
 # ---------------------------------------------------------------------------------------- service

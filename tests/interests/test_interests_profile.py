@@ -53,12 +53,25 @@ def test_a_steady_user_has_nothing_emerging_or_fading():
     assert profile.summary == build_profile("u2", h, taxonomy(), ProfileConfig(short_events=10)).summary
 
 
-def test_long_term_decays_with_the_half_life():
-    # A one half-life before B: A counts half as much as B.
+def test_long_term_decays_with_the_half_life_and_the_short_term_alike():
+    # A one half-life before B: A counts half as much as B, in both horizons (the same rule).
     h = History(np.array([0, 4]), np.array([0.0, 30 * DAY]))
     long_term, short_term, n_recent = interest_shares(h, taxonomy(), ProfileConfig(half_life_days=30))
     assert long_term == pytest.approx([1 / 3, 2 / 3, 0.0])
-    assert short_term == pytest.approx([0.5, 0.5, 0.0]) and n_recent == 2
+    assert short_term == pytest.approx([1 / 3, 2 / 3, 0.0]) and n_recent == 2
+
+
+def test_a_history_too_short_for_two_horizons_shows_no_false_fading():
+    # 18 events: 12 dramas (A), then 6 horrors (B) in a row. The 20-event window is the whole
+    # history, so nothing can be said to emerge or fade; the profile says why.
+    h = history([0] * 12 + [4] * 6)
+    profile = build_profile("u", h, taxonomy())
+    assert profile.emerging == [] and profile.fading == []
+    assert "18 events" in profile.shift_note and "twice as long" in profile.shift_note
+    assert "Too short a history" in profile.summary and profile.to_dict()["shift_note"] == profile.shift_note
+    # With a history twice the window, the same recent run of horrors is a real shift.
+    long = build_profile("u", history([0] * 40 + [4] * 6), taxonomy(), ProfileConfig(short_events=10))
+    assert [s.interest for s in long.emerging] == ["B"] and long.shift_note is None
 
 
 def test_short_term_by_days_and_shared_membership():

@@ -137,17 +137,17 @@ def test_dashboard_shows_a_user_and_reflects_a_new_event(browser, server, tmp_pa
 
 
 def test_dashboard_charts_the_interest_profile(browser, server, tmp_path):
-    # u001 binges comedies (cycle items 5-8) right after their own history: Comedy is emerging in the
-    # short term (their last 20 events), the other genres fading.
+    # u005 (24 events) binges comedies (cycle items 5-8) right after their own history: Comedy is
+    # emerging in the short term (their last 20 events), the other genres fading.
     burst = [
-        {"user_id": "u001", "item_id": f"m0{5 + n % 4}", "timestamp": 1_600_003_600 + 3000 + 10 * n}
+        {"user_id": "u005", "item_id": f"m0{5 + n % 4}", "timestamp": 1_600_018_000 + 3000 + 10 * n}
         for n in range(20)
     ]
     assert page_post(browser, f"{server}/events", burst) == 200
 
     page = browser.new_page(viewport={"width": 1200, "height": 1100})
-    page.goto(f"{server}/#user=u001")
-    page.wait_for_function("document.querySelector('#status').textContent === 'User u001'")
+    page.goto(f"{server}/#user=u005")
+    page.wait_for_function("document.querySelector('#status').textContent === 'User u005'")
     chart = page.locator("#profile-chart svg")
     assert chart.locator("g.interest").count() == 4
     assert chart.locator("g.interest.emerging").get_attribute("data-interest") == "Comedy"

@@ -51,20 +51,21 @@ def comedy_burst(user: str, start: float, n: int = 20) -> list[dict]:
 def test_profile_is_the_librarys_and_counts_an_event_just_posted(serve, transformer_run, library, genres):
     client = serve(transformer_run)
     run, taxonomy = library
-    expected = build_profile("u001", run.model.history_of("u001"), taxonomy).to_dict()
-    got = client.get("/users/u001/profile")
+    expected = build_profile("u005", run.model.history_of("u005"), taxonomy).to_dict()
+    got = client.get("/users/u005/profile")
     assert got.status_code == 200
     assert close(got.json(), expected)
     assert set(got.json()) >= {"user_id", "long_term", "short_term", "emerging", "fading", "summary"}
     assert got.json()["emerging"] == []  # a walk round the cycle visits every genre evenly
 
-    # Right after the user's own history, comedies only: Comedy emerges at once, the rest fade.
-    assert client.post("/events", json=comedy_burst("u001", 1_600_003_600 + 3000)).status_code == 200
-    profile = client.get("/users/u001/profile").json()
+    # Right after the user's own history (24 events), 20 comedies: Comedy emerges at once, the rest
+    # fade (the history is now long enough, 44 events, to tell the two horizons apart).
+    assert client.post("/events", json=comedy_burst("u005", 1_600_018_000 + 3000)).status_code == 200
+    profile = client.get("/users/u005/profile").json()
     assert [s["interest"] for s in profile["emerging"]] == ["Comedy"]
     assert sorted(s["interest"] for s in profile["fading"]) == sorted(g for g in genres if g != "Comedy")
     assert profile["short_term"] == [{"interest": "Comedy", "weight": 1.0}]
-    assert profile["n_events"] == len(run.model.history_of("u001")) + 20
+    assert profile["n_events"] == len(run.model.history_of("u005")) + 20
 
 
 def test_explanation_is_the_librarys_on_the_current_history(serve, transformer_run, library, genres):
