@@ -21,7 +21,7 @@ from penchant.models.base import FitStats
 from penchant.models.devices import processes
 from penchant.runs import load_run, save_run, train_run
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 

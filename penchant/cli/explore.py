@@ -26,7 +26,7 @@ from penchant.runs import Run
 POLICIES = ("diversity", "calibrated", "novel-interest", "bandit")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def build_policy(name: str, run: Run, train_histories: Sequence[History]) -> Policy:

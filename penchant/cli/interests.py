@@ -15,7 +15,7 @@ from penchant.interests import LLMSettings, ProfileConfig, build_profile, narrat
 from penchant.interests.plot import plot_profile
 from penchant.runs import load_run
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 

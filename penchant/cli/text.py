@@ -15,7 +15,7 @@ from penchant.models import Recommender
 from penchant.runs import add_items_to_run, load_run
 from penchant.text.encoders import ENCODERS
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def with_text_encoder(model: Recommender, name_or_path: str) -> Recommender:
