@@ -99,7 +99,7 @@ class TransformerConfig(ModelConfig):
     precision: str = "auto"
     item_repr: str = "auto"  # "id", "text", "fused", or "auto": fused when items have text, else id
     text_encoder: str = "minilm"  # "minilm", "multilingual" or a sentence-transformers directory
-    text_template: str = "{title}. {categories}. {description}"  # item text, see penchant.text.item_texts
+    text_template: str = "{title}, {year}. {categories}. {description}"  # see penchant.text.item_texts
     event_text: bool = True  # add encoded event text (reviews, queries) to its position's input
     id_dropout: float = 0.1  # share of warm items whose ID part is masked per batch (text modes only)
     # Fused only: the text projection's learning rate relative to ``lr``. The projection is shared by

@@ -133,6 +133,8 @@ def test_item_text_template_is_configurable_and_checked():
     )
     assert item_texts(items, "{title}, {year}. {categories}.") == ["Heat, 1995. Crime.", "Up. Animation."]
     assert item_texts(items, "Movie: {title}") == ["Movie: Heat", "Movie: Up"]
+    # The default template carries the year where the catalogue has one (test above: where it has none).
+    assert item_texts(items) == ["Heat, 1995. Crime", "Up. Animation"]
     # A canonical field the catalogue lacks is skipped; any other unknown column is a mistake.
     assert item_texts(items, "{title}. {description}") == ["Heat", "Up"]
     with pytest.raises(InputError, match="'director'"):
