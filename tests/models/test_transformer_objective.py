@@ -216,9 +216,9 @@ def test_batch_gathers_inputs_targets_gaps_and_the_long_term_events():
 def test_window_comes_from_the_data_unless_given():
     config = TransformerConfig()
     assert window_for(np.full(100, 7), config) == 20  # short histories: the floor
-    assert window_for(np.arange(0, 101), config) == 90  # the 90th percentile, rounded up to tens
-    assert window_for(np.arange(0, 102), config) == 100
-    assert window_for(np.full(100, 5000), config) == 200  # the cap
+    assert window_for(np.arange(0, 41), config) == 40  # the 90th percentile (36), rounded up to tens
+    assert window_for(np.arange(0, 31), config) == 30
+    assert window_for(np.full(100, 5000), config) == 50  # the cap
     assert window_for(np.full(100, 5000), TransformerConfig(max_len=37)) == 37
 
 
@@ -243,10 +243,10 @@ def test_histories_of_thousands_of_events_train_in_windows_with_a_bounded_summar
     dataset = Dataset.from_frames(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
     config = TransformerConfig(dim=16, layers=1, max_epochs=1, threads=1, long_term_events=100)
     model = InterestTransformer(config).fit(dataset, progress=False)
-    assert model.window == 200  # the cap, though every history is 3,000 events long
+    assert model.window == 50  # the cap, though every history is 3,000 events long
     sequences = Sequences.from_histories(list(dataset.histories().values()))
     windows = training_windows(sequences.lengths, model.window, np.random.default_rng(0))
-    assert len(windows) >= 4 * 3000 // 200 and (windows.ends - windows.starts).max() == 200
+    assert len(windows) >= 4 * 3000 // 50 and (windows.ends - windows.starts).max() == 50
     batch = sequences.batch(windows, True, long_term_events=100)
     assert np.bincount(batch.long_rows.numpy()).max() == 100
 
