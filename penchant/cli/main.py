@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -293,6 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not the user's mistake: still one line, and how to see more
+        if os.environ.get("PENCHANT_DEBUG"):
+            raise
+        text = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"error: internal error in 'penchant {args.command}' ({type(exc).__name__}: {text}); this is a "
+            "bug: please report it with the command you ran (PENCHANT_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def print_json(value) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -294,3 +295,16 @@ def test_filters_from_the_command_line_are_applied_reported_and_recorded(tmp_pat
     assert events["value"].min() >= 3 and "loner" not in set(events["user_id"])
     bad = penchant("train", "--events", str(path), "--positive", "stars>3", "--out", str(tmp_path / "r2"))
     assert_one_line_error(bad, "--positive", "stars>3")
+
+
+def test_an_unexpected_failure_is_one_line_asking_for_a_report(own_run, tmp_path):
+    # A run directory whose model file is corrupt is not a mistake the CLI knows how to name: it must
+    # still not print a traceback.
+    broken = tmp_path / "run"
+    shutil.copytree(own_run, broken)
+    (broken / "model" / "popularity.npy").write_bytes(b"not numpy")
+    result = penchant("recommend", "--run", str(broken), "--user", "u1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: internal error in 'penchant recommend'")
+    assert "please report it" in lines[0]
