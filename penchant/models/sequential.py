@@ -374,6 +374,7 @@ class InterestTransformer(Recommender):
             "item_repr": self.item_repr,
             "event_text_dim": int(self.event_vectors.shape[1]),
             "window": self.window,
+            "long_term_mode": self.net.long_mode,
         }
         (directory / "network.json").write_text(json.dumps(network))
         if self.uses_event_text:
@@ -406,7 +407,13 @@ class InterestTransformer(Recommender):
         self.item_repr = network["item_repr"]
         item_text = state["item_text"][1:] if "item_text" in state else None
         self.net = InterestTransformerNet(
-            len(self.item_map), config, self.item_repr, item_text, network["event_text_dim"], window
+            len(self.item_map),
+            config,
+            self.item_repr,
+            item_text,
+            network["event_text_dim"],
+            window,
+            long_mode=network.get("long_term_mode", "add"),  # before the token, the summary was added
         )
         state.setdefault(
             "known", torch.ones(len(self.item_map) + 1, dtype=torch.bool)

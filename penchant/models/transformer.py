@@ -255,6 +255,7 @@ class InterestTransformerNet(nn.Module):
         event_text_dim: int = 0,
         window: int = 50,
         sparse: bool = False,
+        long_mode: str = "token",
     ):
         super().__init__()
         if item_repr not in ("id", "text", "fused"):
@@ -286,6 +287,10 @@ class InterestTransformerNet(nn.Module):
         self.pos_emb = nn.Embedding(window, c)
         self.gap_emb = nn.Embedding(GAP_BUCKETS, c, padding_idx=0) if config.time_gaps else None
         self.long_proj = nn.Linear(c, c, bias=False) if config.long_term else None
+        # "token": the summary is one extra input before the window, which every position may attend
+        # to (or not); "add": added to every position's input (runs saved before the token).
+        self.long_mode = long_mode
+        self.long_token = nn.Parameter(torch.zeros(c)) if config.long_term and long_mode == "token" else None
         self.drop = nn.Dropout(config.dropout)
         kind = GatedBlock if config.block == "gated" else Block
         self.blocks = nn.ModuleList(kind(c, config.heads, config.dropout) for _ in range(config.layers))
@@ -375,12 +380,19 @@ class InterestTransformerNet(nn.Module):
             x = x + self.gap_emb(batch.gaps)
         if self.event_proj is not None and batch.event_text is not None:
             x = x + self.event_proj(batch.event_text)  # (B, T, C)
+        prepended = False
         if self.long_proj is not None and summary is not None:
-            x = x + self.long_proj(summary)[:, None, :]  # the same summary at every position
+            if self.long_token is None:
+                x = x + self.long_proj(summary)[:, None, :]  # the same summary at every position
+            else:
+                token = self.long_proj(summary) + self.long_token  # (B, C)
+                x = torch.cat([token[:, None, :], x], dim=1)  # (B, 1 + T, C)
+                prepended = True
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)
-        return self.ln_f(x)
+        x = self.ln_f(x)
+        return x[:, 1:] if prepended else x  # (B, T, C)
 
     def _long_summary(self, rows: torch.Tensor, vectors: torch.Tensor, b: int) -> torch.Tensor:
         """(B, C): the mean of each row's pre-window event vectors (L, C), zero for a row with none."""
