@@ -178,25 +178,8 @@ class InterestTransformer(Recommender):
             known = np.concatenate([[True], self.popularity > 0])
             self.net.known = torch.from_numpy(known).to(self.device)
             runner = self._epochs(list(dataset.histories(events).values()))
-            average: dict[str, torch.Tensor] = {}
-
-            def epoch_then_average(epoch: int) -> float:
-                loss = runner(epoch)
-                if self.config.refit_average:
-                    with torch.no_grad():  # a running mean of the weights after each refit epoch
-                        for name, param in self.net.named_parameters():
-                            if name in average:
-                                average[name] += (param.detach() - average[name]) / epoch
-                            else:
-                                average[name] = param.detach().clone()
-                return loss
-
             settings = LoopSettings(epochs, 1, None, progress, desc="transformer refit")
-            stats = run_training(self.net, epoch_then_average, None, settings, self._training.procs)
-            if average:
-                with torch.no_grad():
-                    for name, param in self.net.named_parameters():
-                        param.copy_(average[name])
+            stats = run_training(self.net, runner, None, settings, self._training.procs)
         self.fit_stats.refit_epochs += epochs
         self.fit_stats.refit_seconds += round(sum(stats.epoch_seconds), 2)
         self.fit_stats.seconds += sum(stats.epoch_seconds)

@@ -91,7 +91,6 @@ class TransformerConfig(ModelConfig):
     # targets' events (each user's most recent before the test), so that the final model knows them
     # too; 0: none. See benchmarks/results/scale.md for how many paid on validation.
     refit_epochs: int = 4
-    refit_average: bool = False  # end the refit on the mean of the weights after each of its epochs
     max_seconds: float | None = None  # a wall-clock budget; None: until early stopping
     validation_users: int = 10_000  # early stopping ranks this many validation users (seeded sample)
     threads: int = 0  # torch intra-op threads; 0 = torch's default (the machine's cores)
