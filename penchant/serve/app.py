@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from penchant import __version__
 from penchant.serve import errors
-from penchant.serve.middleware import BodyLimit, RequestMetrics
+from penchant.serve.middleware import BodyLimit, LoopbackGuard, RequestMetrics
 from penchant.serve.routes import dashboard, events, items, profiles, recommendations, service, users
 from penchant.serve.services import Services
 from penchant.serve.settings import Settings
@@ -55,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Added innermost first: metrics see every answer, the 413s included; the size limit answers
     # before anything reads the body.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.open_access:
+        app.add_middleware(LoopbackGuard)
     app.add_middleware(RequestMetrics)
     return app
 

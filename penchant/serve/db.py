@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from penchant.errors import InputError
 
@@ -230,11 +231,26 @@ def parse_url(url: str) -> tuple[str, str]:
     raise InputError(f"--db {redact(url)}: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
 
 
+SECRET_PARAMETERS = ("password", "passfile", "sslpassword", "secret", "token", "key")
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
-    return url
+    """The URL without its secrets, for messages and logs: the password in ``user:password@`` and
+    the value of every query parameter that names one (``?password=``, ``sslpassword``, ...)."""
+    try:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "(a database URL that cannot be parsed)"
+    out = url
+    if "@" in parts.netloc:
+        credentials, host = parts.netloc.rsplit("@", 1)
+        if ":" in credentials:
+            out = out.replace(parts.netloc, f"{credentials.split(':', 1)[0]}:***@{host}", 1)
+    if any(any(word in name.lower() for word in SECRET_PARAMETERS) for name, _ in pairs):
+        query = "&".join(
+            f"{name}=***" if any(word in name.lower() for word in SECRET_PARAMETERS) else f"{name}={value}"
+            for name, value in pairs
+        )
+        out = out.split("?", 1)[0] + "?" + query + (f"#{parts.fragment}" if parts.fragment else "")
+    return out

@@ -1,12 +1,16 @@
-"""ASGI middleware: request size limit and per-route metrics. Plain ASGI (no BaseHTTPMiddleware), so
-they add microseconds, not a task per request."""
+"""ASGI middleware: request size limit, per-route metrics and the open mode's loopback guard. Plain
+ASGI (no BaseHTTPMiddleware), so they add microseconds, not a task per request."""
 
 from __future__ import annotations
 
 import json
 import time
+from urllib.parse import urlsplit
 
 from penchant.serve.metrics import Metrics
+from penchant.serve.settings import is_loopback
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 async def _reply(send, status: int, detail: str) -> None:
@@ -103,3 +107,44 @@ class RequestMetrics:
         template = getattr(route, "path", None) or "unmatched"
         metrics.requests.labels(scope["method"], template, str(status)).inc()
         metrics.latency.labels(scope["method"], template).observe(seconds)
+
+
+class LoopbackGuard:
+    """For a server without API keys (``--open``, loopback only): the Host header must name a
+    loopback address, so a page whose DNS name is rebound to 127.0.0.1 cannot read the service, and a
+    request that changes state must not come from another site's page (its Origin header, which
+    browsers send on cross-site POST and DELETE, must be loopback too)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        host = _hostname("//" + headers.get(b"host", b"").decode("latin-1"))
+        if not is_loopback(host):
+            return await _reply(
+                send,
+                403,
+                f"Host header '{host}': a server without API keys (--open) answers only requests "
+                "addressed to a loopback name (localhost, 127.0.0.1, ::1)",
+            )
+        origin = headers.get(b"origin")
+        if scope["method"] in UNSAFE_METHODS and origin is not None:
+            origin_host = _hostname(origin.decode("latin-1"))
+            if not is_loopback(origin_host):
+                return await _reply(
+                    send,
+                    403,
+                    f"Origin '{origin.decode('latin-1')}': a server without API keys (--open) refuses "
+                    "requests that change data from another site's page",
+                )
+        return await self.app(scope, receive, send)
+
+
+def _hostname(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""

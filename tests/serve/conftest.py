@@ -92,7 +92,8 @@ def serve(db_url):
             open_access=overrides.pop("open_access", True),
             **overrides,
         )
-        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        # A loopback base URL: an open server refuses any other Host header.
+        client = TestClient(create_app(settings), base_url="http://127.0.0.1", raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
         return client

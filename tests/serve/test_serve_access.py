@@ -68,3 +68,21 @@ def test_open_access_allows_loopback(tmp_path, host):
         Settings(run_dir=tmp_path, db_url="sqlite:///x.db", host=host, open_access=True).auth_required
         is False
     )
+
+
+def test_open_server_refuses_rebound_hosts_and_cross_site_writes(serve, ease_run):
+    client = serve(ease_run, open_access=True)
+    assert client.get("/health").status_code == 200
+    # DNS rebinding: a page at evil.example whose name now points at 127.0.0.1 sends its own Host.
+    rebound = client.get("/users/u000/recommendations", headers={"host": "evil.example:8000"})
+    assert rebound.status_code == 403 and "evil.example" in rebound.json()["detail"]
+    # A bodiless POST from another site's page is a CORS simple request: its Origin gives it away.
+    cross = client.post("/admin/reload", headers={"origin": "https://evil.example"})
+    assert cross.status_code == 403 and "another site" in cross.json()["detail"]
+    assert client.post("/admin/reload", headers={"origin": "http://127.0.0.1:8000"}).status_code == 200
+    assert client.get("/health", headers={"origin": "https://evil.example"}).status_code == 200  # reads: Host only
+
+
+def test_key_server_has_no_host_guard(serve, ease_run):
+    client = serve(ease_run, open_access=False)  # keys stop cross-site requests; any proxy name works
+    assert client.get("/health", headers={"host": "recs.example.com"}).status_code == 200

@@ -69,6 +69,11 @@ def test_cursor_round_trip_and_rejection():
 def test_urls():
     assert parse_url("postgresql://u:secret@h:5/db")[0] == "postgresql"
     assert redact("postgresql://u:secret@h:5/db") == "postgresql://u:***@h:5/db"
+    assert redact("postgresql://me@db/p?password=hunter2&sslmode=require") == (
+        "postgresql://me@db/p?password=***&sslmode=require"
+    )
+    assert "s3cr3t" not in redact("postgresql://me@db/p?sslpassword=s3cr3t")
+    assert redact("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
     with pytest.raises(InputError, match="expected sqlite"):
         parse_url("mysql://x")
     with pytest.raises(InputError, match="cannot create the folder"):

@@ -1,6 +1,5 @@
 from fastapi import APIRouter, Response
 
-from penchant.serve.db import redact
 from penchant.serve.deps import CanRead, CanWrite, ServicesDep
 from penchant.serve.metrics import CONTENT_TYPE
 from penchant.serve.schemas import Health, Readiness, Reloaded
@@ -16,7 +15,7 @@ async def health(services: ServicesDep) -> Health:
     return Health(
         status="ok",
         model=loaded.model_name,
-        run=str(services.settings.run_dir),
+        run=services.settings.run_dir.name,  # the name only: no key is needed, so no server path
         items=loaded.run.model.n_items,
         retrieval=loaded.retriever.kind,
         auth="keys" if services.settings.auth_required else "open",
@@ -27,9 +26,10 @@ async def health(services: ServicesDep) -> Health:
     "/health/ready", response_model=Readiness, responses={503: {"description": "the database is unreachable"}}
 )
 def ready(services: ServicesDep) -> Readiness:
-    """Readiness: the database answers. No key needed."""
+    """Readiness: the database answers. No key needed, so it names the database's kind only (sqlite
+    or postgresql), never its URL."""
     version = services.db.version()
-    return Readiness(status="ok", database=redact(services.db.url), schema_version=version)
+    return Readiness(status="ok", database=services.db.dialect, schema_version=version)
 
 
 @router.get(
