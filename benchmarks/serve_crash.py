@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -22,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 from serve_common import HOST, Client, Server, conditions, conditions_md, create_key, ensure_ml100k_run, write
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.servers
 from penchant.serve.db import Database
-from penchant.serve.testing import TemporaryPostgres, find_pg_bin, free_port
+from tests.servers import TemporaryPostgres, find_pg_bin, free_port  # noqa: E402
 
 
 def writers(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sys
 import tempfile
 import time
 import warnings
@@ -25,7 +26,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from serve_common import HOST, Server, conditions, conditions_md, create_key, ensure_ml100k_run, write
 
-from penchant.serve.testing import TemporaryPostgres, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.servers
+from tests.servers import TemporaryPostgres, free_port  # noqa: E402
 
 
 def with_known_items(body, items: list[str], n: int):

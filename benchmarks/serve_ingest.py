@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import tempfile
 import threading
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 from serve_common import HOST, Client, Server, conditions, conditions_md, create_key, ensure_ml100k_run, write
 
-from penchant.serve.testing import TemporaryPostgres, find_pg_bin, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.servers
+from tests.servers import TemporaryPostgres, find_pg_bin, free_port  # noqa: E402
 
 
 def ingest(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -30,7 +31,8 @@ from serve_common import (
     write,
 )
 
-from penchant.serve.testing import free_port
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.servers
+from tests.servers import free_port  # noqa: E402
 
 
 def phase(

@@ -12,7 +12,7 @@ from penchant.data.split import Protocol
 from penchant.models import EASE, InterestTransformer, TransformerConfig
 from penchant.runs import train_run
 from penchant.serve import Settings, create_app
-from penchant.serve.testing import TemporaryPostgres, find_pg_bin
+from tests.servers import TemporaryPostgres, find_pg_bin
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -80,7 +80,9 @@ def test_open_server_refuses_rebound_hosts_and_cross_site_writes(serve, ease_run
     cross = client.post("/admin/reload", headers={"origin": "https://evil.example"})
     assert cross.status_code == 403 and "another site" in cross.json()["detail"]
     assert client.post("/admin/reload", headers={"origin": "http://127.0.0.1:8000"}).status_code == 200
-    assert client.get("/health", headers={"origin": "https://evil.example"}).status_code == 200  # reads: Host only
+    assert (
+        client.get("/health", headers={"origin": "https://evil.example"}).status_code == 200
+    )  # reads: Host only
 
 
 def test_key_server_has_no_host_guard(serve, ease_run):

@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 
-from penchant.serve.testing import free_port
+from tests.servers import free_port
 
 PENCHANT = [sys.executable, "-m", "penchant"]
 

@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 
 from penchant.serve import Settings, create_app
-from penchant.serve.testing import free_port
+from tests.servers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
