@@ -18,6 +18,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -29,15 +30,7 @@ from penchant.data.split import split
 from penchant.evaluate.beyond import aggregate_beyond, beyond_metrics, category_taxonomy
 from penchant.evaluate.metrics import catalogue_coverage
 from penchant.evaluate.ranking import score_lists, validator
-from penchant.explore import (
-    Bandit,
-    Calibrated,
-    Diversity,
-    InterestTransitions,
-    NovelInterest,
-    item_vectors_for,
-    rerank_scores,
-)
+from penchant.explore import POLICY_NAMES, InterestTransitions, item_vectors_for, make_policy, rerank_scores
 from penchant.models import model_class
 from penchant.runs import machine
 
@@ -119,11 +112,9 @@ def sweep_model(name: str, dataset, parts, taxonomy, progress: bool) -> dict:
         counts[np.unique(history.items)] += 1.0
     vectors = item_vectors_for(model, train)
     transitions = InterestTransitions.fit(train, taxonomy.membership)
+    # A fresh policy for every setting (offline the bandit gets no feedback: the prior's Thompson draws).
     policies = {
-        "diversity": lambda: Diversity(taxonomy, vectors),
-        "calibrated": lambda: Calibrated(taxonomy),
-        "novel-interest": lambda: NovelInterest(taxonomy, transitions, vectors),
-        "bandit": lambda: Bandit(taxonomy),  # offline there is no feedback: the prior's Thompson draws
+        name: functools.partial(make_policy, name, taxonomy, vectors, transitions) for name in POLICY_NAMES
     }
 
     def scores_of(cases):

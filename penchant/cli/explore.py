@@ -11,19 +11,8 @@ from rich.table import Table
 
 from penchant.data.dataset import History
 from penchant.errors import InputError
-from penchant.explore import (
-    Bandit,
-    Calibrated,
-    Diversity,
-    Explorer,
-    InterestTransitions,
-    NovelInterest,
-    Policy,
-    item_vectors_for,
-)
+from penchant.explore import POLICY_NAMES, Explorer, Policy, make_policies
 from penchant.runs import Run
-
-POLICIES = ("diversity", "calibrated", "novel-interest", "bandit")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -35,24 +24,12 @@ def build_policy(name: str, run: Run, train_histories: Sequence[History]) -> Pol
     ``train_histories`` are what the policy may learn from (interest transitions, co-occurrence
     vectors): the training split when evaluating, every known history when recommending.
     """
-    if name not in POLICIES:
-        raise InputError(f"unknown policy '{name}' (available: {', '.join(POLICIES)})")
-    taxonomy = run.taxonomy()
-    model = run.model
-    if name == "calibrated":
-        return Calibrated(taxonomy)
-    if name == "bandit":
-        return Bandit(taxonomy)
-    vectors = item_vectors_for(model, train_histories)
-    if name == "diversity":
-        return Diversity(taxonomy, vectors)
-    transitions = InterestTransitions.fit(train_histories, taxonomy.membership)
-    return NovelInterest(taxonomy, transitions, vectors)
+    return make_policies(run.model, run.taxonomy(), train_histories, [name])[name]
 
 
 def _check_args(args: argparse.Namespace) -> None:
     if not args.policy:
-        raise InputError(f"--explore needs --policy ({', '.join(POLICIES)})")
+        raise InputError(f"--explore needs --policy ({', '.join(POLICY_NAMES)})")
     if not 0.0 <= args.explore <= 1.0:
         raise InputError(f"--explore must be between 0 and 1, got {args.explore}")
 

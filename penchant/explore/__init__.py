@@ -16,6 +16,7 @@ from penchant.explore.interests import InterestTransitions, interest_closeness, 
 from penchant.explore.policies import (
     EXPLOIT,
     EXPLORE,
+    POLICY_NAMES,
     Bandit,
     BanditConfig,
     BanditState,
@@ -27,6 +28,8 @@ from penchant.explore.policies import (
     Policy,
     Slate,
     UserContext,
+    make_policies,
+    make_policy,
 )
 from penchant.explore.rerank import ExploredRecommendation, Explorer, SlateBatch, rerank_scores
 from penchant.explore.vectors import (
@@ -37,6 +40,9 @@ from penchant.explore.vectors import (
 )
 
 __all__ = [
+    "POLICY_NAMES",
+    "make_policies",
+    "make_policy",
     "EXPLOIT",
     "EXPLORE",
     "Bandit",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from penchant.explore.interests import (
     interest_distribution,
     novel_interest_scores,
 )
-from penchant.explore.vectors import ItemVectors
+from penchant.explore.vectors import ItemVectors, item_vectors_for
 from penchant.interests.taxonomy import Taxonomy
+from penchant.models.base import Recommender
 
 EXPLOIT, EXPLORE = "exploit", "explore"
 
@@ -366,3 +368,46 @@ class Bandit(Policy):
         clicked = np.asarray(clicked, dtype=np.float64)
         self.state.alpha[user_id] = list(np.array(self.state.alpha[user_id]) + clicked @ m)
         self.state.beta[user_id] = list(np.array(self.state.beta[user_id]) + (1.0 - clicked) @ m)
+
+
+POLICY_NAMES = ("diversity", "calibrated", "novel-interest", "bandit")
+
+
+def make_policy(
+    name: str,
+    taxonomy: Taxonomy,
+    vectors: ItemVectors | None = None,
+    transitions: InterestTransitions | None = None,
+) -> Policy:
+    """The policy called ``name`` (one of :data:`POLICY_NAMES`) over ``taxonomy``; ``diversity`` needs
+    item ``vectors``, ``novel-interest`` both ``vectors`` and interest ``transitions``."""
+    if name not in POLICY_NAMES:
+        raise InputError(f"unknown policy '{name}' (available: {', '.join(POLICY_NAMES)})")
+    if name == "calibrated":
+        return Calibrated(taxonomy)
+    if name == "bandit":
+        return Bandit(taxonomy)
+    if vectors is None or (name == "novel-interest" and transitions is None):
+        raise ValueError(f"policy '{name}' needs item vectors (and novel-interest, interest transitions)")
+    if name == "diversity":
+        return Diversity(taxonomy, vectors)
+    return NovelInterest(taxonomy, transitions, vectors)
+
+
+def make_policies(
+    model: Recommender,
+    taxonomy: Taxonomy,
+    histories: Sequence[History],
+    names: Sequence[str] = POLICY_NAMES,
+) -> dict[str, Policy]:
+    """The named policies over ``model``'s ranking, learning only from ``histories`` (the training
+    split when evaluating, every known history when serving): item vectors and interest transitions
+    are computed once, and only when a named policy needs them."""
+    unknown = [name for name in names if name not in POLICY_NAMES]
+    if unknown:
+        raise InputError(f"unknown policy '{unknown[0]}' (available: {', '.join(POLICY_NAMES)})")
+    vectors = item_vectors_for(model, histories) if {"diversity", "novel-interest"} & set(names) else None
+    transitions = (
+        InterestTransitions.fit(histories, taxonomy.membership) if "novel-interest" in names else None
+    )
+    return {name: make_policy(name, taxonomy, vectors, transitions) for name in names}

@@ -26,11 +26,11 @@ from penchant.explore import (
     Calibrated,
     Candidates,
     Diversity,
-    InterestTransitions,
     NovelInterest,
     Policy,
     UserContext,
     item_vectors_for,
+    make_policies,
 )
 from penchant.interests import Profile, Taxonomy, build_profile
 from penchant.models import Recommender
@@ -70,16 +70,8 @@ class RunInterests:
             taxonomy = run.taxonomy()
         except InputError:
             return None
-        model = run.model
-        histories = list(model.histories.values())
-        vectors = item_vectors_for(model, histories)
-        transitions = InterestTransitions.fit(histories, taxonomy.membership)
-        policies: dict[PolicyName, Policy] = {
-            PolicyName.diversity: Diversity(taxonomy, vectors),
-            PolicyName.calibrated: Calibrated(taxonomy),
-            PolicyName.novel_interest: NovelInterest(taxonomy, transitions, vectors),
-            PolicyName.bandit: Bandit(taxonomy),
-        }
+        built = make_policies(run.model, taxonomy, list(run.model.histories.values()))
+        policies = {PolicyName(name): policy for name, policy in built.items()}
         return cls(taxonomy, policies, threading.Lock())
 
     def with_items(self, model: Recommender, categories: list[list[str] | None]) -> RunInterests:

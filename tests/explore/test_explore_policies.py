@@ -224,3 +224,21 @@ def test_bandit_learns_an_interest_the_model_ranks_last():
 def test_bandit_refuses_state_of_another_taxonomy():
     with pytest.raises(InputError, match="different set of interests"):
         Bandit(TAX, state=BanditState(interests=["x", "y", "z"]))
+
+
+def test_policies_are_assembled_in_one_place(cycle_dataset):
+    from penchant.explore import POLICY_NAMES, make_policies, make_policy
+    from penchant.models import Popularity
+
+    model = Popularity().fit(cycle_dataset, cycle_dataset.events, progress=False)
+    membership = np.eye(4, dtype=np.float32)[np.arange(cycle_dataset.n_items) % 4]
+    taxonomy = Taxonomy(names=["a", "b", "c", "d"], membership=membership)
+    histories = list(cycle_dataset.histories(cycle_dataset.events).values())
+    built = make_policies(model, taxonomy, histories)
+    assert list(built) == list(POLICY_NAMES)
+    assert [type(p) for p in built.values()] == [Diversity, Calibrated, NovelInterest, Bandit]
+    assert list(make_policies(model, taxonomy, histories, ["calibrated"])) == ["calibrated"]
+    with pytest.raises(InputError, match="unknown policy 'greedy'.*diversity, calibrated"):
+        make_policies(model, taxonomy, histories, ["calibrated", "greedy"])
+    with pytest.raises(ValueError, match="needs item vectors"):
+        make_policy("novel-interest", taxonomy)
