@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from penchant.errors import InputError
-from penchant.serve.state import NoInterests, UnknownItem, UnknownUser
+from penchant.serve.answers import NoInterests, UnknownItem, UnknownUser
 from penchant.serve.store import UnknownItems
 
 log = logging.getLogger("penchant.serve")

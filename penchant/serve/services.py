@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from penchant.serve.answers import Answers
 from penchant.serve.db import Database, redact
 from penchant.serve.keys import KeyCache, count_keys
 from penchant.serve.metrics import Metrics
@@ -22,7 +23,8 @@ class Services:
     settings: Settings
     db: Database
     store: EventStore
-    models: ModelHolder
+    models: ModelHolder  # the served run: load, reload, add items
+    answers: Answers  # per-user reads: recommendations, profiles, explanations
     metrics: Metrics
     torch_threads_before: int = 0
     keys: KeyCache = field(default_factory=KeyCache)
@@ -38,7 +40,9 @@ class Services:
             if before == 0:
                 log.info("created the event store schema in %s", redact(settings.db_url))
             store = EventStore(db)
-            services = cls(settings, db, store, ModelHolder(settings, store), Metrics(), threads_before)
+            models = ModelHolder(settings, store)
+            answers = Answers(settings, store, models)
+            services = cls(settings, db, store, models, answers, Metrics(), threads_before)
         except BaseException:
             db.close()
             torch.set_num_threads(threads_before)

@@ -25,7 +25,7 @@ def post_events(services: ServicesDep, body: EventsIn) -> EventsStored:
     try:
         # The write pays for the model state, so the next read is cheap. The events are committed
         # already: a failure here must not turn their 2xx into an error, and the read recomputes.
-        services.models.refresh(e.user_id for e in events)
+        services.answers.refresh(e.user_id for e in events)
     except Exception:
         log.exception("could not refresh the online state after storing events")
     return EventsStored(received=len(events), stored=stored)

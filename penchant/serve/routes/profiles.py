@@ -19,4 +19,4 @@ router = APIRouter(tags=["profiles"])
 def profile(services: ServicesDep, user_id: UserId) -> ProfileOut:
     """The user's interests, long term and short term, and which are emerging or fading, from every
     stored event including those recorded a moment ago."""
-    return ProfileOut.model_validate(services.models.profile(user_id).to_dict())
+    return ProfileOut.model_validate(services.answers.profile(user_id).to_dict())

@@ -54,7 +54,7 @@ async def recommendations(
         raise HTTPException(422, f"k: at most {services.settings.max_k}, got {k}")
     if explore > 0 and policy is None:
         raise HTTPException(422, f"policy: required when explore > 0 ({', '.join(PolicyName)})")
-    result = await services.models.recommend_async(user_id, k, exclude_seen, policy, explore)
+    result = await services.answers.recommend_async(user_id, k, exclude_seen, policy, explore)
     if result.history_length == 0 and services.settings.unknown_users == "404":
         raise HTTPException(404, f"user_id: no stored events of user '{user_id}' with items the model knows")
     services.metrics.recommendations.labels(result.loaded.retriever.kind).inc()
@@ -103,4 +103,4 @@ def explanation(
     """Why the model scores the item as it does for the user: each past item's weight is the drop in
     the item's score when that one event is left out (occlusion, on the model itself), and each
     interest's weight the sum over its items."""
-    return ExplanationOut.model_validate(services.models.explain(user_id, item_id, top).to_dict())
+    return ExplanationOut.model_validate(services.answers.explain(user_id, item_id, top).to_dict())

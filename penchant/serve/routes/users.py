@@ -61,5 +61,5 @@ def user_events(
 def erase_user(services: ServicesDep, user_id: UserId) -> UserErased:
     """Erase the user's stored events and online state. Their next recommendation is a new user's."""
     deleted = services.store.erase_user(user_id)
-    services.models.forget(user_id)
+    services.answers.forget(user_id)
     return UserErased(user_id=user_id, events_deleted=deleted)
