@@ -7,8 +7,8 @@ the store (event count and newest event id). Writing an event computes it, after
 committed; a read checks the version with one indexed query and recomputes on a mismatch, so every
 process sharing the database sees the events any of them stored, and a read is never stale.
 
-A request takes :attr:`ModelHolder.current` once (through :class:`penchant.serve.answers.Answers`) and uses that snapshot throughout, so a reload
-(``POST /admin/reload`` or SIGHUP) replaces the model between requests without failing any: the new
+A request takes :attr:`ModelHolder.current` once (through :class:`penchant.serve.answers.Answers`)
+and uses that snapshot throughout, so a reload (``POST /admin/reload`` or SIGHUP) replaces the model between requests without failing any: the new
 run is loaded beside the old one and the reference swapped in one assignment. Adding an item to a
 model that scores items by their text (``POST /items``) is swapped in the same way: a copy of the
 model with the item, its retriever and interests rebuilt and an empty state cache.
