@@ -91,6 +91,7 @@ class Database:
             # acknowledged write survives a power cut, not just a killed process.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
             conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
             return conn
         import psycopg
@@ -162,6 +163,14 @@ class Database:
             else:
                 with conn.transaction():
                     yield Transaction(self, conn)
+
+    def scrub(self) -> None:
+        """After an erasure: on SQLite, copy the write-ahead log into the database file and truncate
+        it, so the deleted rows' old page images leave the log too (``secure_delete`` has zeroed them
+        in the file). PostgreSQL keeps dead tuples until ``VACUUM``, which the operator runs."""
+        if self.dialect == "sqlite":
+            with self.connection() as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ------------------------------------------------------------------ schema
     def migrate(self) -> int:

@@ -8,6 +8,7 @@ process that shares the database.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import time
@@ -141,16 +142,17 @@ class EventStore:
         return int(count), int(newest or 0)
 
     def erase_user(self, user_id: str) -> int:
-        """Delete the user's events and remember the erasure, so that importing an older run's data
-        never brings them back; returns how many events were deleted."""
+        """Delete the user's events and remember the erasure (by a hash of the ID, not the ID), so
+        that importing a run's data never brings them back; returns how many events were deleted."""
         with self.db.transaction() as tx:
             deleted = tx.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
             tx.execute(
                 "INSERT INTO erasures (user_id, erased_at) VALUES (?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET erased_at = excluded.erased_at",
-                (user_id, time.time()),
+                (erasure_key(user_id), time.time()),
             )
-            return deleted
+        self.db.scrub()
+        return deleted
 
     # ------------------------------------------------------------------ items
     def put_item(self, item: Item) -> bool:
@@ -193,19 +195,24 @@ class EventStore:
     ) -> tuple[int, int] | None:
         """Copy a run's catalogue and events into the store once per run (keyed by ``run_key``).
 
-        Items already stored keep their stored version; events already stored are not duplicated; the
-        events of an erased user from before the erasure are skipped. Returns (events, items) added, or
+        Items already stored keep their stored version; events already stored are not duplicated; no
+        event of an erased user is imported. Returns (events, items) added, or
         None when this run was imported before.
         """
         if self.db.fetchone("SELECT 1 FROM imported_runs WHERE run_key = ?", (run_key,)) is not None:
             return None
         now = time.time()
         item_rows = [_item_row(item, now) for item in _catalogue(items)]
-        erased = dict(self.db.fetchall("SELECT user_id, erased_at FROM erasures"))
+        # An erased user's events never come back from a run file, whatever their timestamps say (a
+        # clock ahead, milliseconds read as seconds): what they do after the erasure reaches the store
+        # through POST /events, which a run file never replaces.
+        erased = {row[0] for row in self.db.fetchall("SELECT user_id FROM erasures")}
         frame = events
         if erased:
-            cutoff = frame["user_id"].map(erased)
-            frame = frame[cutoff.isna() | (frame["timestamp"] >= cutoff)]
+            users = pd.Series(pd.unique(events["user_id"]))
+            # Stores from before hashing hold the plain ID; both forms are honoured.
+            gone = users[users.map(erasure_key).isin(erased) | users.isin(erased)]
+            frame = events[~events["user_id"].isin(gone)]
         event_rows = [
             (u, i, float(t), _none_if_missing(et) or "", _none_if_missing(v), _none_if_missing(x), now)
             for u, i, t, et, v, x in zip(
@@ -238,6 +245,12 @@ class EventStore:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+def erasure_key(user_id: str) -> str:
+    """What the erasures table keeps of an erased user: a SHA-256 of the ID, enough to recognise the
+    user's events in a run file, without the ID itself."""
+    return "sha256:" + hashlib.sha256(str(user_id).encode()).hexdigest()
+
+
 def encode_cursor(ts: float, event_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps([ts, event_id]).encode()).decode().rstrip("=")
 

@@ -1,5 +1,10 @@
 """The HTTP API against real databases (SQLite and PostgreSQL): events, users, items, errors, limits."""
 
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -154,12 +159,46 @@ def test_users_are_listed_and_erased(serve, ease_run):
     assert client.get("/users/u001/events").json()["events"] == []
     after = client.get("/users/u001/recommendations", params={"k": 5}).json()
     assert after["history_length"] == 0
-    # Reloading the run, or a restart importing it, does not bring the erased events back.
+    # Reloading the run does not bring the erased events back (the newer-run case: the test below).
     assert client.post("/admin/reload").status_code == 200
     assert client.get("/users/u001/events").json()["events"] == []
     # Events after the erasure are the user's again.
     client.post("/events", json=event(user="u001", item="m02", ts=NOW + 10))
     assert [e["item_id"] for e in client.get("/users/u001/events").json()["events"]] == ["m02"]
+
+
+def test_a_newer_run_never_brings_an_erased_users_events_back(serve, tmp_path):
+    """A run trained later still holds the erased user's events, some dated after the erasure (a
+    clock ahead, or times in milliseconds read as seconds): importing it must add none of them."""
+    from penchant.data.dataset import Dataset
+    from penchant.data.split import Protocol
+    from penchant.models import EASE
+    from penchant.runs import train_run
+    from tests.conftest import build_cycle_dataset
+
+    cycle = build_cycle_dataset()
+    served = tmp_path / "served"
+    train_run(cycle, EASE(), served, Protocol(), progress=False)
+    client = serve(served)
+    assert client.delete("/users/u001").json()["events_deleted"] > 0
+
+    frame = cycle.events[["user_id", "item_id", "timestamp"]]
+    later = pd.DataFrame(
+        {
+            "user_id": ["u001", "u001", "u002"],
+            "item_id": ["m05", "m06", "m07"],
+            "timestamp": [time.time() + 86_400 * 365, time.time() * 1000, 1_600_100_000],
+        }
+    )
+    newer = Dataset.from_frames(pd.concat([frame, later]), cycle.items.reset_index(), name="cycle")
+    train_run(newer, EASE(), tmp_path / "newer", Protocol(), progress=False)
+    shutil.rmtree(served)
+    shutil.copytree(tmp_path / "newer", served)
+    assert client.post("/admin/reload").status_code == 200
+    assert client.get("/users/u001/events").json()["events"] == []
+    assert "m07" in [
+        e["item_id"] for e in client.get("/users/u002/events", params={"limit": 100}).json()["events"]
+    ]
 
 
 # ---------------------------------------------------------------------------------------- service endpoints
@@ -220,3 +259,23 @@ def test_seen_items_follow_the_run_unless_the_request_says(serve, ease_run, db_u
         used = default if asked is None else asked
         assert body["exclude_seen"] is used
         assert bool({i["item_id"] for i in body["items"]} & seen) is (not used)
+
+
+def test_erasure_leaves_no_bytes_of_the_user_in_the_sqlite_file(serve, ease_run, db_url):
+    if not db_url.startswith("sqlite"):
+        pytest.skip("raw bytes of a SQLite file; PostgreSQL keeps dead tuples until the operator's VACUUM")
+    client = serve(ease_run)
+    secret = "erasable-visitor-4242"
+    review = "a review only this visitor ever wrote, zqxj"
+    assert client.post("/events", json=event(user=secret, item="m03", text=review)).status_code in (200, 201)
+    path = Path(db_url.removeprefix("sqlite:///"))
+
+    def raw() -> bytes:
+        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+    with sqlite3.connect(path) as conn:  # into the database file itself, as a busy server's would be
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert secret.encode() in path.read_bytes() and review.encode() in path.read_bytes()
+    assert client.delete(f"/users/{secret}").status_code == 200
+    data = raw()
+    assert secret.encode() not in data and review.encode() not in data
