@@ -16,6 +16,7 @@ from penchant.data.dataset import History
 from penchant.explain import Explanation
 from penchant.interests import Profile
 from penchant.models import Recommendation
+from penchant.serve.db import PoolBusy
 from penchant.serve.interests import DEFAULT_CANDIDATES, ExploredItem, PolicyName, RunInterests
 from penchant.serve.settings import Settings
 from penchant.serve.state import REFRESH_USERS, LoadedRun, ModelHolder, UserState
@@ -109,7 +110,11 @@ class Answers:
         network) it runs in a worker thread, and the loop goes on serving."""
         if policy is None and self.store.db.dialect == "sqlite":
             loaded = self.models.current
-            cached = loaded.users.get(user_id, self.store.history_version(user_id))
+            try:  # a WAL reader never waits for the writer; a pool slot it may not wait for either
+                version = self.store.history_version(user_id, wait=False)
+            except PoolBusy:
+                version = None
+            cached = loaded.users.get(user_id, version) if version is not None else None
             if cached is not None:
                 return self._recommend(loaded, cached, user_id, k, exclude_seen)
         return await run_in_threadpool(self.recommend, user_id, k, exclude_seen, policy, explore)

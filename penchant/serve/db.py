@@ -99,8 +99,13 @@ class Database:
         return psycopg.connect(self._target, autocommit=True, connect_timeout=int(self._timeout))
 
     @contextmanager
-    def connection(self) -> Iterator[Any]:
-        if not self._slots.acquire(timeout=self._timeout):
+    def connection(self, wait: bool = True) -> Iterator[Any]:
+        """A pooled connection; with ``wait`` False, :class:`PoolBusy` at once when none is free
+        (for callers on the event loop, which must never block)."""
+        if not wait:
+            if not self._slots.acquire(blocking=False):
+                raise PoolBusy("every database connection is in use")
+        elif not self._slots.acquire(timeout=self._timeout):
             raise TimeoutError(f"no database connection free within {self._timeout:.0f}s")
         try:
             try:
@@ -143,8 +148,8 @@ class Database:
         with self.connection() as conn:
             return conn.execute(self.sql(statement), params).fetchall()
 
-    def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple | None:
-        with self.connection() as conn:
+    def fetchone(self, statement: str, params: Sequence[Any] = (), wait: bool = True) -> tuple | None:
+        with self.connection(wait) as conn:
             return conn.execute(self.sql(statement), params).fetchone()
 
     @contextmanager
@@ -241,6 +246,10 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 SECRET_PARAMETERS = ("password", "passfile", "sslpassword", "secret", "token", "key")
+
+
+class PoolBusy(Exception):
+    """No pooled connection was free and the caller would not wait."""
 
 
 def redact(url: str) -> str:

@@ -134,11 +134,14 @@ class EventStore:
         )
         return [(r[0], int(r[1])) for r in rows]
 
-    def history_version(self, user_id: str) -> tuple[int, int]:
+    def history_version(self, user_id: str, wait: bool = True) -> tuple[int, int]:
         """(count, newest id) of the user's stored events: changes whenever an event is added or the
         user erased (ids are never reused), so a cached per-user state can be checked against it.
-        One index-only lookup on ``events_user_time``."""
-        count, newest = self.db.fetchone("SELECT COUNT(*), MAX(id) FROM events WHERE user_id = ?", (user_id,))
+        One index-only lookup on ``events_user_time``; ``wait`` False: :class:`PoolBusy` rather than
+        waiting for a connection."""
+        count, newest = self.db.fetchone(
+            "SELECT COUNT(*), MAX(id) FROM events WHERE user_id = ?", (user_id,), wait=wait
+        )
         return int(count), int(newest or 0)
 
     def erase_user(self, user_id: str) -> int:

@@ -166,3 +166,34 @@ def test_a_failed_reload_keeps_serving_the_old_model(serve, ease_run, tmp_path):
     assert failed.status_code == 422 and "run.json missing" in failed.json()["detail"]
     assert client.get("/users/u001/recommendations").json()["model"] == "ease"
     assert 'penchant_model_reloads_total{outcome="failed"} 1.0' in client.get("/metrics").text
+
+
+def test_a_cached_read_never_blocks_the_event_loop_on_a_busy_pool(serve, ease_run, db_url):
+    """recommend_async answers a cached SQLite read on the event loop; with every pooled connection
+    taken it must hand the request to a worker thread, not wait on the loop for a free one."""
+    import asyncio
+    import contextlib
+
+    import pytest
+
+    from penchant.serve.db import PoolBusy
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("only SQLite reads are answered on the event loop")
+    client = serve(ease_run)
+    services = client.app.state.services
+    assert client.get("/users/u000/recommendations").status_code == 200  # now cached
+
+    async def scenario():
+        with contextlib.ExitStack() as held:
+            for _ in range(services.settings.db_pool_size):
+                held.enter_context(services.db.connection())
+            with pytest.raises(PoolBusy):
+                services.store.history_version("u000", wait=False)
+            task = asyncio.create_task(services.answers.recommend_async("u000", 5, False))
+            await asyncio.sleep(0.3)  # the loop runs on: the request waits in a worker thread
+            assert not task.done()
+        return await task  # connections free again: the worker answers
+
+    answer = asyncio.run(scenario())
+    assert len(answer.items) == 5
