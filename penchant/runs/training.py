@@ -10,6 +10,7 @@ from pathlib import Path
 
 from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol, Split, split
+from penchant.errors import InputError
 from penchant.models import Recommender
 from penchant.models.devices import processes
 from penchant.models.validation import VALIDATION_USERS, validator
@@ -20,6 +21,12 @@ def fit_split(model: Recommender, dataset: Dataset, parts: Split, progress: bool
     """Fit on the split's training events with early stopping on its validation targets, then learn
     from the validation targets' events too (:meth:`Recommender.refit`): from every event before
     the test targets, never from a test target."""
+    if len(parts.validation) == 0:
+        raise InputError(
+            f"{dataset.name}: the {parts.protocol.name} split left no validation targets (no user has "
+            "enough events for one to train on, one to validate on and one to test on), so early "
+            "stopping would watch nothing; bring users with at least 3 events (--min-user-events 3)"
+        )
     # Models with many validation users to rank each epoch say how many to sample (a setting).
     users = getattr(model.config, "validation_users", VALIDATION_USERS)
     model.fit(dataset, parts.train, validate=validator(parts.validation, max_users=users), progress=progress)

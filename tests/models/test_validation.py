@@ -52,3 +52,22 @@ def test_validator_samples_users_when_there_are_many():
     assert sampled != pytest.approx(everyone.mean())
     chosen = np.sort(np.random.default_rng(0).choice(500, 100, replace=False))
     assert sampled == pytest.approx(everyone[chosen].mean())
+
+
+def test_a_split_without_validation_targets_is_refused_in_one_line():
+    import pandas as pd
+
+    from penchant.data.dataset import Dataset
+    from penchant.data.split import Protocol, split
+    from penchant.errors import InputError
+    from penchant.models import Popularity
+    from penchant.runs.training import fit_split
+
+    events = pd.DataFrame(
+        {"user_id": ["a", "a", "b", "b"], "item_id": ["x", "y", "y", "z"], "timestamp": [1, 2, 1, 2]}
+    )
+    dataset = Dataset.from_frames(events, name="pairs")
+    parts = split(dataset, Protocol())
+    assert len(parts.validation) == 0
+    with pytest.raises(InputError, match="pairs: the leave-one-out split left no validation targets"):
+        fit_split(Popularity(), dataset, parts, progress=False)
