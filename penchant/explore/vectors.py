@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.linalg import svds as sparse_svds
 
 from penchant.data.dataset import History
 from penchant.models.base import Recommender
@@ -65,6 +67,9 @@ def model_item_embeddings(model: Recommender) -> np.ndarray | None:
     return None
 
 
+DENSE_SVD_CELLS = 20_000_000  # up to this many users x items cells, an exact dense SVD
+
+
 def cooccurrence_vectors(histories: Iterable[History], n_items: int, dim: int = 64) -> ItemVectors:
     """Item vectors from who-interacted-with-what: a truncated SVD of the user-item matrix.
 
@@ -81,13 +86,21 @@ def cooccurrence_vectors(histories: Iterable[History], n_items: int, dim: int = 
         return ItemVectors(np.zeros((n_items, 1), dtype=np.float32), "co-occurrence")
     rows, cols = np.concatenate(rows), np.concatenate(cols)
     n_users = int(rows.max()) + 1
-    x = np.zeros((n_users, n_items), dtype=np.float32)
-    x[rows, cols] = 1.0
-    counts = x.sum(axis=0)
-    x /= np.sqrt(np.maximum(counts, 1.0))[None, :]
-    dim = max(1, min(dim, min(x.shape) - 1 if min(x.shape) > 1 else 1))
-    # Item side of the SVD, scaled by the singular values (deterministic, exact at this size).
-    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    counts = np.bincount(cols, minlength=n_items).astype(np.float64)
+    weights = (1.0 / np.sqrt(np.maximum(counts, 1.0)))[cols]
+    x = sparse.csr_matrix((weights, (rows, cols)), shape=(n_users, n_items))
+    smallest = min(x.shape)
+    dim = max(1, min(dim, smallest - 1 if smallest > 1 else 1))
+    if n_users * n_items <= DENSE_SVD_CELLS or dim >= smallest - 1:
+        # Item side of the SVD, scaled by the singular values (deterministic, exact at this size).
+        _, s, vt = np.linalg.svd(x.toarray(), full_matrices=False)
+    else:
+        # Large: a truncated SVD of the sparse matrix (memory grows with the events, not users x
+        # items), from a seeded start so that it is reproducible.
+        start = np.random.default_rng(0).random(smallest)
+        _, s, vt = sparse_svds(x, k=dim, v0=start)
+        order = np.argsort(s)[::-1]
+        s, vt = s[order], vt[order]
     vectors = (vt[:dim].T * s[:dim][None, :]).astype(np.float32)
     return ItemVectors.from_array(vectors, "co-occurrence")
 

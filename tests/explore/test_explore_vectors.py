@@ -40,3 +40,17 @@ def test_the_model_embeddings_are_used_when_the_model_exposes_them(cycle_dataset
     fallback = item_vectors_for(ease)
     assert fallback.source == "co-occurrence" and fallback.n_items == cycle_dataset.n_items
     assert item_vectors_for(ease, text_vectors=np.ones((cycle_dataset.n_items, 3))).source == "text"
+
+
+def test_large_cooccurrence_takes_a_sparse_truncated_svd_with_the_same_answer(monkeypatch):
+    import penchant.explore.vectors as vectors_module
+
+    rng = np.random.default_rng(3)
+    histories = [
+        History(rng.choice(60, size=rng.integers(3, 15), replace=False), np.zeros(1)) for _ in range(200)
+    ]
+    exact = cooccurrence_vectors(histories, 60, dim=8)
+    monkeypatch.setattr(vectors_module, "DENSE_SVD_CELLS", 0)  # as if the matrix were too large
+    truncated = cooccurrence_vectors(histories, 60, dim=8)
+    items = np.arange(60)
+    assert np.allclose(exact.similarity(items), truncated.similarity(items), atol=1e-3)

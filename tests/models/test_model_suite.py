@@ -183,3 +183,20 @@ def test_loss_goes_down(fitted):
     assert len(losses) == fitted.fit_stats.epochs >= 2
     assert all(np.isfinite(losses))
     assert losses[-1] < losses[0]
+
+
+def test_ease_refuses_a_catalogue_whose_matrices_do_not_fit_before_trying(cycle_dataset, monkeypatch):
+    from collections import namedtuple
+
+    import penchant.models.memory as memory
+    from penchant.errors import InputError
+    from penchant.models import EASE
+    from penchant.models.ease import ease_bytes
+
+    assert ease_bytes(57_289) / 2**30 > 100  # Amazon Beauty's catalogue: far beyond this machine
+    free = namedtuple("Memory", "available")(ease_bytes(cycle_dataset.n_items) - 1)
+    monkeypatch.setattr(memory.psutil, "virtual_memory", lambda: free)
+    with pytest.raises(InputError, match=r"ease on 20 items .* GiB of memory .* use --model transformer"):
+        EASE().fit(cycle_dataset, progress=False)
+    monkeypatch.undo()
+    assert EASE().fit(cycle_dataset, progress=False).weights.shape == (20, 20)
