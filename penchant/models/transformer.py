@@ -71,7 +71,7 @@ class TransformerConfig(ModelConfig):
     block: str = "pre-ln"
     time_gaps: bool = True  # add the time-gap embedding
     repeat_bias: bool = True  # learn a logit offset for items already in the input
-    long_term: bool = True  # add the summary of the events before the window
+    long_term: bool = True  # one input token summarising the events before the window
     long_term_events: int = 1000  # at most this many events before the window are summarised
     # "full": softmax over every trained item; "sampled": over the target and ``negatives`` shared
     # uniform negatives per batch; "auto": full up to ``full_softmax_items`` trained items.
