@@ -243,3 +243,24 @@ def test_new_endpoints_are_in_the_openapi_schema(serve, transformer_run):
     assert "/users/{user_id}/recommendations/{item_id}/explanation" in schema["paths"]
     params = {p["name"] for p in schema["paths"]["/users/{user_id}/recommendations"]["get"]["parameters"]}
     assert {"explore", "policy"} <= params
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_turning_the_knob_changes_the_slate(serve, transformer_run, policy):
+    """A user of one interest (Action): at explore=1 every policy puts at least one item outside
+    the model's own top 5 (role explore); at 0 none. Would fail if the knob did nothing."""
+    client = serve(transformer_run)
+    events = [
+        {"user_id": "narrow", "item_id": f"m0{i}", "timestamp": 1_600_500_000 + 60 * i} for i in range(4)
+    ]
+    assert client.post("/events", json=events).status_code in (200, 201)
+    query = f"/users/narrow/recommendations?k=5&exclude_seen=false&policy={policy}"
+    plain = [
+        i["item_id"]
+        for i in client.get("/users/narrow/recommendations?k=5&exclude_seen=false").json()["items"]
+    ]
+    zero = client.get(query + "&explore=0").json()["items"]
+    assert [i["item_id"] for i in zero] == plain and {i["role"] for i in zero} == {"exploit"}
+    full = client.get(query + "&explore=1").json()["items"]
+    explored = [i["item_id"] for i in full if i["role"] == "explore"]
+    assert explored and not set(explored) & set(plain)
