@@ -365,14 +365,19 @@ class Recommender(ABC):
         }
         (directory / "model.json").write_text(json.dumps(meta))
         np.save(directory / "popularity.npy", self.popularity)
-        rows = [
-            (u, int(i), float(t))
-            for u, h in self.histories.items()
-            for i, t in zip(h.items, h.times, strict=True)
-        ]
-        pd.DataFrame(rows, columns=["user_id", "item", "timestamp"]).to_parquet(
-            directory / "histories.parquet", index=False
-        )
+        # Columns built from whole arrays (no Python loop per event); the user column is dictionary
+        # encoded, each ID stored once.
+        users = list(self.histories)
+        values = list(self.histories.values())
+        lengths = np.fromiter((len(h.items) for h in values), dtype=np.int64, count=len(values))
+        codes = np.repeat(np.arange(len(users), dtype=np.int32), lengths)
+        pd.DataFrame(
+            {
+                "user_id": pd.Categorical.from_codes(codes, categories=pd.Index(users, dtype=object)),
+                "item": np.concatenate([h.items for h in values]).astype(np.int64) if values else [],
+                "timestamp": np.concatenate([h.times for h in values]).astype(np.float64) if values else [],
+            }
+        ).to_parquet(directory / "histories.parquet", index=False)
         self._save_state(directory)
 
     @classmethod
@@ -388,11 +393,15 @@ class Recommender(ABC):
         model.repeat_share = meta.get("repeat_share")
         model.popularity = np.load(directory / "popularity.npy")
         frame = pd.read_parquet(directory / "histories.parquet")
+        codes, users = pd.factorize(frame["user_id"], sort=False)
+        order = np.argsort(codes, kind="stable")  # each user's events together, in stored order
+        items = frame["item"].to_numpy(np.int64)[order]
+        times = frame["timestamp"].to_numpy(np.float64)[order]
+        ends = np.cumsum(np.bincount(codes, minlength=len(users)))
+        starts = ends - np.bincount(codes, minlength=len(users))
         model.histories = {
-            str(user): History(
-                group["item"].to_numpy(np.int64), group["timestamp"].to_numpy(np.float64), str(user)
-            )
-            for user, group in frame.groupby("user_id", sort=False)
+            str(user): History(items[a:b], times[a:b], str(user))
+            for user, a, b in zip(users, starts.tolist(), ends.tolist(), strict=True)
         }
         model._load_state(directory)
         return model
