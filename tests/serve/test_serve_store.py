@@ -78,3 +78,21 @@ def test_urls():
         parse_url("mysql://x")
     with pytest.raises(InputError, match="cannot create the folder"):
         Database("sqlite:////proc/nope/x.db")
+
+
+def test_a_user_prefix_is_an_index_search_on_sqlite(tmp_path):
+    from penchant.serve.store import USERS_WITH_PREFIX, EventStore
+
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    db.migrate()
+    store = EventStore(db)
+    captured = []
+    original = db.fetchall
+    db.fetchall = lambda statement, params=(): (
+        captured.append((statement, params)) or original(statement, params)
+    )
+    assert store.users("u0", 5) == []
+    statement, params = captured[-1]
+    plan = original("EXPLAIN QUERY PLAN " + statement, params)[0][3]
+    assert plan.startswith("SEARCH") and "(user_id>? AND user_id<?)" in plan  # not "SCAN events"
+    assert statement != USERS_WITH_PREFIX and params[:2] == ["u0", "u1"]
