@@ -218,25 +218,29 @@ class EventStore:
             # Stores from before hashing hold the plain ID; both forms are honoured.
             gone = users[users.map(erasure_key).isin(erased) | users.isin(erased)]
             frame = events[~events["user_id"].isin(gone)]
-        event_rows = [
-            (u, i, float(t), _none_if_missing(et) or "", _none_if_missing(v), _none_if_missing(x), now)
-            for u, i, t, et, v, x in zip(
-                frame["user_id"],
-                frame["item_id"],
-                frame["timestamp"],
-                frame["event_type"],
-                frame["value"],
-                frame["text"],
-                strict=True,
-            )
-        ]
+
+        def event_rows(start: int) -> list[tuple]:
+            part = frame.iloc[start : start + IMPORT_BATCH]
+            return [
+                (u, i, float(t), _none_if_missing(et) or "", _none_if_missing(v), _none_if_missing(x), now)
+                for u, i, t, et, v, x in zip(
+                    part["user_id"],
+                    part["item_id"],
+                    part["timestamp"],
+                    part["event_type"],
+                    part["value"],
+                    part["text"],
+                    strict=True,
+                )
+            ]
+
         with self.db.transaction() as tx:
             # Two processes importing at once: the second finds the run recorded and adds nothing.
             claimed = tx.execute(
                 "INSERT INTO imported_runs (run_key, run_dir, events, items, imported_at) "
                 "VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
-                (run_key, run_dir, len(event_rows), len(item_rows), now),
+                (run_key, run_dir, len(frame), len(item_rows), now),
             ).rowcount
             if not claimed:
                 return None
@@ -245,9 +249,16 @@ class EventStore:
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 item_rows,
             )
-            n_events = tx.executemany(_EVENT_INSERT, event_rows)
+            # In batches, so that memory holds one batch of rows, never the whole log; one
+            # transaction still, so that a run is imported whole or not at all.
+            n_events = sum(
+                tx.executemany(_EVENT_INSERT, event_rows(start))
+                for start in range(0, len(frame), IMPORT_BATCH)
+            )
         return n_events, n_items
 
+
+IMPORT_BATCH = 50_000  # event rows per executemany when a run is imported
 
 USERS_WITH_PREFIX = (
     "SELECT user_id, COUNT(*) FROM events WHERE substr(user_id, 1, ?) = ? "

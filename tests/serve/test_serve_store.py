@@ -96,3 +96,20 @@ def test_a_user_prefix_is_an_index_search_on_sqlite(tmp_path):
     plan = original("EXPLAIN QUERY PLAN " + statement, params)[0][3]
     assert plan.startswith("SEARCH") and "(user_id>? AND user_id<?)" in plan  # not "SCAN events"
     assert statement != USERS_WITH_PREFIX and params[:2] == ["u0", "u1"]
+
+
+def test_a_run_imports_in_batches_whole_and_once(tmp_path, monkeypatch, cycle_dataset):
+    import penchant.serve.store as store_module
+    from penchant.serve.store import EventStore
+
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    db.migrate()
+    store = EventStore(db)
+    monkeypatch.setattr(store_module, "IMPORT_BATCH", 7)  # many batches of a small log
+    events = cycle_dataset.events[["user_id", "item_id", "timestamp"]].assign(
+        event_type="", value=None, text=None
+    )
+    added = store.import_run("k1", "/runs/x", events, cycle_dataset.items.reset_index())
+    assert added == (len(events), cycle_dataset.n_items)
+    assert db.fetchone("SELECT COUNT(*) FROM events")[0] == len(events)
+    assert store.import_run("k1", "/runs/x", events, cycle_dataset.items.reset_index()) is None
