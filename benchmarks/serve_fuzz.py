@@ -99,7 +99,7 @@ def main() -> None:
         db_url = (
             postgres.create_database("fuzz") if postgres else f"sqlite:///{tempfile.mkdtemp()}/events.sqlite3"
         )
-        key = create_key(db_url, "write")
+        key = create_key(db_url, "admin")  # every route, erasure and reload included
         port = free_port()
         server = Server(run_dir, db_url, port)
         started = time.monotonic()

@@ -275,9 +275,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", type=Path, help="instead of --db: the run whose default SQLite store to use"
     )
     keys_create.add_argument(
-        "--scope", required=True, choices=("read", "write"), help="read, or write (includes read)"
+        "--scope",
+        required=True,
+        choices=("read", "write", "admin"),
+        help="read; write (also POST /events); admin (also erase users, add items, reload)",
     )
     keys_create.add_argument("--name", help="a note saying who the key is for")
+    keys_create.add_argument(
+        "--expires-in-days", type=float, help="the key stops working this many days from now (default: never)"
+    )
+    keys_list = keys_sub.add_parser(
+        "list", help="every key's ID, scope, name, dates and state (never the key)"
+    )
+    keys_list.set_defaults(handler="penchant.cli.serve:keys_list")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by its ID (as keys list shows it)")
+    keys_revoke.set_defaults(handler="penchant.cli.serve:keys_revoke")
+    keys_revoke.add_argument("key_id", help="the key's ID: the 12 hex digits after pk_")
+    for command in (keys_list, keys_revoke):
+        command.add_argument("--db", help="event store URL, as given to penchant serve")
+        command.add_argument(
+            "--run", type=Path, help="instead of --db: the run whose default SQLite store to use"
+        )
+    keys_list.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

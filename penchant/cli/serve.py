@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from penchant.errors import InputError
 from penchant.serve.db import Database, parse_url, redact
-from penchant.serve.keys import create_key, parse_scope
+from penchant.serve.keys import create_key, list_keys, parse_scope, revoke_key
 from penchant.serve.settings import Settings, default_db_url
 
 
@@ -54,14 +56,25 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def keys_create(args: argparse.Namespace) -> int:
+def _key_store(args: argparse.Namespace, action: str) -> tuple[Database, str]:
     if not args.db and not args.run:
-        raise InputError("keys create: give --db URL (or --run RUN_DIR for the SQLite file next to that run)")
+        raise InputError(
+            f"keys {action}: give --db URL (or --run RUN_DIR for the SQLite file next to that run)"
+        )
     url = args.db or default_db_url(Path(args.run))
     db = Database(url, pool_size=1)
     try:
         db.migrate()
-        key = create_key(db, parse_scope(args.scope), args.name)
+    except BaseException:
+        db.close()
+        raise
+    return db, url
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    db, url = _key_store(args, "create")
+    try:
+        key = create_key(db, parse_scope(args.scope), args.name, args.expires_in_days)
     finally:
         db.close()
     # The key itself goes to stdout alone (for scripts); it is not stored and cannot be shown again.
@@ -69,5 +82,39 @@ def keys_create(args: argparse.Namespace) -> int:
     print(
         f"created a {args.scope} key in {redact(url)}; store it now, it cannot be shown again",
         file=sys.stderr,
+    )
+    return 0
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    db, _ = _key_store(args, "list")
+    try:
+        keys = list_keys(db)
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps(keys))
+        return 0
+
+    def when(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t is not None else "-"
+
+    for k in keys:
+        state = "active" if k["active"] else ("revoked" if k["revoked_at"] is not None else "expired")
+        print(
+            f"{k['key_id']}  {k['scope']:<5}  {state:<7}  created {when(k['created_at'])}  "
+            f"expires {when(k['expires_at'])}  {k['name'] or ''}".rstrip()
+        )
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    db, url = _key_store(args, "revoke")
+    try:
+        revoke_key(db, args.key_id)
+    finally:
+        db.close()
+    print(
+        f"revoked key {args.key_id} in {redact(url)}; running services refuse it within 30 s", file=sys.stderr
     )
     return 0

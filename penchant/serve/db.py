@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from penchant.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each migration takes the schema from version i to i + 1; never edit one that has shipped, add another.
 MIGRATIONS: list[list[str]] = [
@@ -60,6 +60,11 @@ MIGRATIONS: list[list[str]] = [
             items INTEGER NOT NULL,
             imported_at DOUBLE PRECISION NOT NULL
         )""",
+    ],
+    [
+        # Keys that expire and keys that are revoked (kept, so that `keys list` still shows them).
+        "ALTER TABLE api_keys ADD COLUMN expires_at DOUBLE PRECISION",
+        "ALTER TABLE api_keys ADD COLUMN revoked_at DOUBLE PRECISION",
     ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -53,3 +53,4 @@ def _require(needed: Scope):
 
 CanRead = Depends(_require(Scope.read))
 CanWrite = Depends(_require(Scope.write))
+CanAdmin = Depends(_require(Scope.admin))

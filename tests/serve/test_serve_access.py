@@ -1,4 +1,5 @@
-"""Access: API keys with read and write scopes, stored hashed; open mode only on loopback."""
+"""Access: API keys with read, write and admin scopes, stored hashed, expiring and revocable; open mode
+only on loopback."""
 
 import pytest
 
@@ -36,6 +37,47 @@ def test_keys_gate_every_resource_by_scope(serve, ease_run, db_url):
     as_writer = {"X-API-Key": write}
     assert client.post("/events", json=event, headers=as_writer).status_code == 200
     assert client.get("/users/k-user/events", headers=as_writer).status_code == 200  # write includes read
+    # Erasing users, adding items and reloading are an admin's: a write key records events only.
+    for method, path, body in (
+        ("POST", "/items", {"item_id": "x"}),
+        ("DELETE", "/users/u000", None),
+        ("POST", "/admin/reload", None),
+    ):
+        denied = client.request(method, path, json=body, headers=as_writer)
+        assert denied.status_code == 403 and "write scope; this needs admin" in denied.json()["detail"], path
+    as_admin = {"X-API-Key": create_key(db, Scope.admin)}
+    assert client.post("/events", json={**event, "timestamp": 1.8e9}, headers=as_admin).status_code == 200
+    assert client.delete("/users/k-user", headers=as_admin).status_code == 200
+    assert client.post("/admin/reload", headers=as_admin).status_code == 200
+    db.close()
+
+
+def test_keys_expire_are_revoked_and_listed_without_secrets(db_url, monkeypatch):
+    import time as clock
+
+    from penchant.serve.keys import list_keys, revoke_key
+
+    db = Database(db_url)
+    db.migrate()
+    lasting, brief = create_key(db, Scope.read, name="dash"), create_key(db, Scope.write, expires_in_days=1)
+    assert check_key(db, lasting) is Scope.read and check_key(db, brief) is Scope.write
+    now = clock.time()
+    monkeypatch.setattr("penchant.serve.keys.time.time", lambda: now + 86_400 + 1)  # a day later
+    assert check_key(db, brief) is None and check_key(db, lasting) is Scope.read
+    monkeypatch.undo()
+    revoke_key(db, lasting.split("_")[1])
+    assert check_key(db, lasting) is None
+    with pytest.raises(InputError, match="no active key with ID"):
+        revoke_key(db, lasting.split("_")[1])
+    listed = list_keys(db)
+    assert [(k["scope"], k["name"], k["active"]) for k in listed] == [
+        ("read", "dash", False),
+        ("write", None, True),
+    ]
+    assert listed[0]["revoked_at"] is not None and listed[1]["expires_at"] is not None
+    assert not any(lasting.split("_", 2)[2] in str(k) or brief.split("_", 2)[2] in str(k) for k in listed)
+    with pytest.raises(InputError, match="--expires-in-days must be > 0"):
+        create_key(db, Scope.read, expires_in_days=0)
     db.close()
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from penchant.serve.db import SCHEMA_VERSION
+
 NOW = 1_700_000_000.0
 
 
@@ -214,7 +216,7 @@ def test_health_readiness_metrics_and_schema(serve, ease_run):
         "auth": "open",
     }
     ready = client.get("/health/ready").json()
-    assert ready["schema_version"] == 1 and ready["database"] in ("sqlite", "postgresql")
+    assert ready["schema_version"] == SCHEMA_VERSION and ready["database"] in ("sqlite", "postgresql")
     client.get("/users/u000/recommendations")
     client.post("/events", json={})
     text = client.get("/metrics").text

@@ -50,8 +50,21 @@ def test_keys_create_prints_the_key_once(tmp_path):
     assert result.returncode == 0
     assert result.stdout.count("\n") == 1 and result.stdout.startswith("pk_")
     assert "cannot be shown again" in result.stderr
-    assert run("keys", "create", "--db", url, "--scope", "admin").returncode == 2
+    assert run("keys", "create", "--db", url, "--scope", "owner").returncode == 2
     assert "give --db" in run("keys", "create", "--scope", "read").stderr
+    admin = run("keys", "create", "--db", url, "--scope", "admin", "--name", "ops", "--expires-in-days", "30")
+    assert admin.returncode == 0 and admin.stdout.startswith("pk_")
+    listed = json.loads(run("keys", "list", "--db", url, "--json").stdout)
+    assert [(k["scope"], k["name"], k["active"]) for k in listed] == [
+        ("read", None, True),
+        ("admin", "ops", True),
+    ]
+    key_id = admin.stdout.split("_")[1]
+    assert run("keys", "revoke", key_id, "--db", url).returncode == 0
+    table = run("keys", "list", "--db", url).stdout
+    assert f"{key_id}  admin  revoked" in table and admin.stdout.split("_", 2)[2].strip() not in table
+    again = run("keys", "revoke", key_id, "--db", url)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "no active key" in again.stderr
 
 
 def test_a_served_run_takes_keys_and_reloads_on_sighup(ease_run, tmp_path):

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, HTTPException, Response
 
-from penchant.serve.deps import CanRead, CanWrite, ServicesDep
+from penchant.serve.deps import CanAdmin, CanRead, ServicesDep
 from penchant.serve.routes.params import ItemId
 from penchant.serve.schemas import ItemIn, ItemOut
 from penchant.serve.store import Item
@@ -12,7 +12,7 @@ router = APIRouter(tags=["items"])
     "/items",
     response_model=ItemOut,
     status_code=201,
-    dependencies=[CanWrite],
+    dependencies=[CanAdmin],
     responses={200: {"description": "the item existed and was updated", "model": ItemOut}},
 )
 def put_item(services: ServicesDep, item: ItemIn, response: Response) -> ItemOut:

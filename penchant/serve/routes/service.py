@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Response
 
-from penchant.serve.deps import CanRead, CanWrite, ServicesDep
+from penchant.serve.deps import CanAdmin, CanRead, ServicesDep
 from penchant.serve.metrics import CONTENT_TYPE
 from penchant.serve.schemas import Health, Readiness, Reloaded
 
@@ -42,7 +42,7 @@ def metrics(services: ServicesDep) -> Response:
     return Response(services.metrics.render(), media_type=CONTENT_TYPE)
 
 
-@router.post("/admin/reload", response_model=Reloaded, dependencies=[CanWrite])
+@router.post("/admin/reload", response_model=Reloaded, dependencies=[CanAdmin])
 def reload(services: ServicesDep) -> Reloaded:
     """Load the run directory again (a newer run written there) and serve it; requests keep being
     answered by the old model until the new one is ready."""

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator
 
-from penchant.serve.deps import CanRead, CanWrite, ServicesDep
+from penchant.serve.deps import CanAdmin, CanRead, ServicesDep
 from penchant.serve.routes.params import UserId
 from penchant.serve.schemas import EventOut, EventPage, UserErased, UserList, UserSummary, storable_text
 
@@ -57,7 +57,7 @@ def user_events(
     )
 
 
-@router.delete("/users/{user_id}", response_model=UserErased, dependencies=[CanWrite])
+@router.delete("/users/{user_id}", response_model=UserErased, dependencies=[CanAdmin])
 def erase_user(services: ServicesDep, user_id: UserId) -> UserErased:
     """Erase the user's stored events and online state. Their next recommendation is a new user's."""
     deleted = services.store.erase_user(user_id)
