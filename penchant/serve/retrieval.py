@@ -86,6 +86,19 @@ class AnnRetriever:
         self.repeat = model.repeat_bias()
         self._exact = ExactRetriever(model)
 
+    def extended(self, model: Recommender) -> AnnRetriever:
+        """This retriever for ``model``, whose catalogue grew by items appended after the known ones
+        (their vectors unchanged): a copy of the index with only the new items inserted, not a
+        rebuild. The copy leaves this index untouched for the requests still using it."""
+        grown = object.__new__(AnnRetriever)
+        grown.model, grown.ef_search, grown._faiss = model, self.ef_search, self._faiss
+        grown.vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)
+        grown.index = self._faiss.clone_index(self.index)
+        grown.index.add(grown.vectors[len(self.vectors) :])
+        grown.repeat = model.repeat_bias()
+        grown._exact = ExactRetriever(model)
+        return grown
+
     def user_state(self, history: History) -> np.ndarray:
         """The history's query vector, (1, D) float32; the popularity scores for an empty history."""
         if len(history) == 0:
@@ -121,8 +134,13 @@ def supports_vectors(model: Recommender) -> bool:
     return all(hasattr(model, name) for name in ("user_vectors", "item_vectors", "repeat_bias"))
 
 
-def build_retriever(model: Recommender, ann_threshold: int, ef_search: int = 128) -> Retriever:
-    """Exact below ``ann_threshold`` items (or for models without vectors), HNSW from there on."""
+def build_retriever(
+    model: Recommender, ann_threshold: int, ef_search: int = 128, previous: Retriever | None = None
+) -> Retriever:
+    """Exact below ``ann_threshold`` items (or for models without vectors), HNSW from there on; with
+    the ``previous`` retriever of the same model before items were appended, its index is extended."""
     if model.n_items >= ann_threshold and supports_vectors(model):
+        if isinstance(previous, AnnRetriever):
+            return previous.extended(model)
         return AnnRetriever(model, ef_search=ef_search)
     return ExactRetriever(model)

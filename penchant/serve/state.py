@@ -168,7 +168,9 @@ class ModelHolder:
         rebuilt: the retriever (and ANN index), the interests, and an empty user-state cache."""
         model = _with_items(loaded.run.model, items)
         run = dataclasses.replace(loaded.run, model=model)
-        retriever = build_retriever(model, self.settings.ann_threshold, self.settings.ann_ef_search)
+        retriever = build_retriever(
+            model, self.settings.ann_threshold, self.settings.ann_ef_search, previous=loaded.retriever
+        )
         interests = (
             loaded.interests.with_items(model, [i.categories for i in items]) if loaded.interests else None
         )

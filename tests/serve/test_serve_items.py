@@ -4,6 +4,7 @@ it and say it is not recommendable."""
 
 import math
 
+import numpy as np
 import pytest
 
 NEW = {
@@ -31,9 +32,14 @@ def test_a_new_item_with_text_is_recommended_at_once(serve, text_run, ann_thresh
     before = scores(client, "u00", n)  # a sci-fi fan, state cached for the old catalogue
     assert "s-new" not in before and len(before) == n
 
+    old = client.app.state.services.models.current.retriever
     response = client.post("/items", json=NEW)
     assert response.status_code == 201 and response.json()["recommendable"] is True
     assert client.get("/items/s-new").json()["recommendable"] is True
+    if ann_threshold == 1:  # the index was copied and the new item inserted; the old one is untouched
+        grown = client.app.state.services.models.current.retriever
+        assert grown.index is not old.index and (old.index.ntotal, grown.index.ntotal) == (n, n + 1)
+        assert np.array_equal(grown.vectors[:n], old.vectors)
 
     after = scores(client, "u00", n + 1)
     assert len(after) == n + 1 and math.isfinite(after["s-new"])
