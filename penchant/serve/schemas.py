@@ -42,6 +42,16 @@ def external_id(text: str) -> str:
 
 
 ExternalId = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(external_id)]
+
+
+def routable_user_id(text: str) -> str:
+    """A user ID every /users/{user_id}/... route can name: no '/'."""
+    if "/" in text:
+        raise ValueError("must not contain '/': the /users/{user_id} routes could not name this user")
+    return text
+
+
+NewUserId = Annotated[ExternalId, AfterValidator(routable_user_id)]
 ShortText = Annotated[str, Field(max_length=1000), AfterValidator(storable_text)]
 LongText = Annotated[str, Field(max_length=20_000), AfterValidator(storable_text)]
 
@@ -90,7 +100,7 @@ class Strict(BaseModel):
 class EventIn(Strict):
     """One thing a user did."""
 
-    user_id: ExternalId
+    user_id: NewUserId
     item_id: ExternalId
     timestamp: Timestamp = Field(description="Unix seconds, or an ISO 8601 date-time")
     event_type: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(external_id)] | None = (

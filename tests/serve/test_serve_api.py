@@ -281,3 +281,32 @@ def test_erasure_leaves_no_bytes_of_the_user_in_the_sqlite_file(serve, ease_run,
     assert client.delete(f"/users/{secret}").status_code == 200
     data = raw()
     assert secret.encode() not in data and review.encode() not in data
+
+
+def test_user_ids_with_a_slash_are_refused_on_write_and_erasable_when_imported(serve, tmp_path):
+    from penchant.data.dataset import Dataset
+    from penchant.data.split import Protocol
+    from penchant.models import EASE
+    from penchant.runs import train_run
+    from tests.conftest import build_cycle_dataset
+
+    cycle = build_cycle_dataset()
+    frame = cycle.events[["user_id", "item_id", "timestamp"]].copy()
+    frame.loc[frame["user_id"] == "u001", "user_id"] = "team/u001"  # as a run file may hold
+    run = tmp_path / "run"
+    train_run(
+        Dataset.from_frames(frame, cycle.items.reset_index(), name="c"),
+        EASE(),
+        run,
+        Protocol(),
+        progress=False,
+    )
+    client = serve(run)
+    refused = client.post("/events", json=event(user="a/b"))
+    assert refused.status_code == 422 and "must not contain '/'" in refused.text
+    deleted = []
+    for path in ("/users/team%2Fu001", "/users/team/u001"):
+        erased = client.delete(path)
+        assert erased.status_code == 200 and erased.json()["user_id"] == "team/u001", erased.text
+        deleted.append(erased.json()["events_deleted"])
+    assert deleted[0] > 0 and deleted[1] == 0  # gone after the first

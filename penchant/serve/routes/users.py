@@ -57,7 +57,9 @@ def user_events(
     )
 
 
-@router.delete("/users/{user_id}", response_model=UserErased, dependencies=[CanAdmin])
+# {user_id:path}: an ID with '/' (imported from a run file; POST /events refuses new ones) can still be
+# erased, percent-encoded (%2F) or not. No other DELETE route lives under /users/.
+@router.delete("/users/{user_id:path}", response_model=UserErased, dependencies=[CanAdmin])
 def erase_user(services: ServicesDep, user_id: UserId) -> UserErased:
     """Erase the user's stored events and online state. Their next recommendation is a new user's."""
     deleted = services.store.erase_user(user_id)
