@@ -163,7 +163,7 @@ def part_torchrun(args) -> dict:
 def part_ablation(args) -> dict:
     rows = []
     for name, configs in ABLATION.items():
-        if name == "beauty" and not args.beauty.exists():
+        if name not in args.datasets or (name == "beauty" and not args.beauty.exists()):
             continue
         source = beauty_source(args.beauty) if name == "beauty" else ML100K
         for config in configs:
@@ -176,7 +176,7 @@ def part_ablation(args) -> dict:
 def part_seeds(args) -> dict:
     rows = []
     for name in ("beauty", "ml100k"):
-        if name == "beauty" and not args.beauty.exists():
+        if name not in args.datasets or (name == "beauty" and not args.beauty.exists()):
             continue
         source = beauty_source(args.beauty) if name == "beauty" else ML100K
         for seed in SEEDS:
@@ -501,6 +501,7 @@ def render(report: dict) -> str:
                 + " |"
             )
         lines.append("")
+    lines += _settings_search()
     for name, title in (("ablation", "Ablation (one seed each)"), ("seeds", "Final default, three seeds")):
         if name in parts:
             p = parts[name]
@@ -524,6 +525,34 @@ def render(report: dict) -> str:
                 lines += ["", *_seed_means(p["rows"])]
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _settings_search() -> list[str]:
+    """How the defaults were chosen: every settings search in results/tune/ (benchmarks/tune.py),
+    scored one event back, so on validation targets only."""
+    reports = sorted((RESULTS / "tune").glob("*.json"))
+    if not reports:
+        return []
+    lines = [
+        "## How the defaults were chosen (settings searches, validation targets only)",
+        "",
+        "Each row: one change from the defaults of its day, the whole pipeline run with each user's last "
+        "event removed, scored on the real validation targets (`benchmarks/tune.py --protocol shifted`; "
+        "Beauty seen items excluded, ml-100k not; one seed). Reports in `benchmarks/results/tune/`.",
+        "",
+        "| report | data | settings | NDCG@10 | Recall@10 | epochs | s/epoch |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for path in reports:
+        report = json.loads(path.read_text())
+        for row in sorted(report["rows"], key=lambda r: -r["scores"]["ndcg@10"]):
+            label = json.dumps(row["config"]) if row["config"] else "default of the day"
+            lines.append(
+                f"| [{path.stem}](tune/{path.stem}.md) | {report['data']} | `{label}` | "
+                f"{row['scores']['ndcg@10']:.4f} | {row['scores']['recall@10']:.4f} | {row['epochs']} | "
+                f"{row['seconds_per_epoch']:.1f} |"
+            )
+    return [*lines, ""]
 
 
 def _seed_means(rows: list[dict]) -> list[str]:
@@ -579,6 +608,13 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=["beauty", "ml100k"])
     parser.add_argument("--beauty", type=Path, default=BEAUTY, help="amazon-beauty.csv.gz")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=("beauty", "ml100k"),
+        default=["beauty", "ml100k"],
+        help="the data the ablation and seeds parts run on",
+    )
     parser.add_argument("--synthetic-worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--render", type=Path, help="only write the .md beside this scale .json")
     args = parser.parse_args()

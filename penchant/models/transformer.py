@@ -140,7 +140,7 @@ def window_for(lengths, config: TransformerConfig) -> int:
     history lengths (so most users are seen whole), rounded up to a multiple of 10, in [20, 50].
 
     The cap is measured: on ml-100k (whose 90th percentile is over 200) a window of 50 scored NDCG@10
-    0.105 on the validation targets against 0.086 for 200 (benchmarks/results/tune_ml-100k_*.md);
+    0.105 on the validation targets against 0.086 for 200 (benchmarks/results/tune/ml-100k_window.md);
     events from before the window still count through the long-term summary."""
     if config.max_len:
         return config.max_len
