@@ -23,6 +23,21 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (penchant keys create)")
 
 
+async def scope_of(services: Services, key: str | None) -> Scope | None:
+    """The scope of a valid key (from the cache of verified keys, else the database), None otherwise."""
+    if not key:
+        return None
+    scope = services.keys.get(key)
+    if scope is None:
+        scope = await run_in_threadpool(check_key, services.db, key)
+        if scope is not None:
+            services.keys.put(key, scope)
+    return scope
+
+
+OptionalKey = Annotated[str | None, Security(_api_key)]
+
+
 def _require(needed: Scope):
     # async, with a cache of verified keys: a request with a known key is checked on the event loop
     # without a hop to a worker thread; only an unknown key goes to the database (in a thread).
@@ -35,14 +50,9 @@ def _require(needed: Scope):
                 "X-API-Key: missing; create a key with penchant keys create",
                 headers={"WWW-Authenticate": "X-API-Key"},
             )
-        scope = services.keys.get(key)
+        scope = await scope_of(services, key)
         if scope is None:
-            scope = await run_in_threadpool(check_key, services.db, key)
-            if scope is None:
-                raise HTTPException(
-                    401, "X-API-Key: not a valid key", headers={"WWW-Authenticate": "X-API-Key"}
-                )
-            services.keys.put(key, scope)
+            raise HTTPException(401, "X-API-Key: not a valid key", headers={"WWW-Authenticate": "X-API-Key"})
         if not scope.allows(needed):
             raise HTTPException(
                 403, f"X-API-Key: this key has the {scope.value} scope; this needs {needed.value}"

@@ -266,11 +266,12 @@ class ProfileOut(BaseModel):
 # ---------------------------------------------------------------------------------------- service
 class Health(BaseModel):
     status: str
-    model: str
-    run: str
-    items: int
-    retrieval: str
     auth: str = Field(description="keys (X-API-Key required) or open")
+    # With a valid key (or an open service) only: what is served.
+    model: str | None = None
+    run: str | None = None
+    items: int | None = None
+    retrieval: str | None = None
 
 
 class Readiness(BaseModel):

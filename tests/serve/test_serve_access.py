@@ -23,6 +23,10 @@ def test_keys_gate_every_resource_by_scope(serve, ease_run, db_url):
     assert client.get("/metrics").status_code == 401
 
     as_reader = {"X-API-Key": read}
+    assert client.get("/health").json() == {"status": "ok", "auth": "keys"}  # nothing more without a key
+    assert client.get("/health", headers={"X-API-Key": read + "x"}).json() == {"status": "ok", "auth": "keys"}
+    assert client.get("/health", headers=as_reader).json()["model"] == "ease"
+    assert client.get("/health/ready").json()["database"] in ("sqlite", "postgresql")  # a kind, no URL
     assert client.get("/users/u000/recommendations", headers=as_reader).status_code == 200
     assert client.get("/metrics", headers=as_reader).status_code == 200
     for method, path, body in (

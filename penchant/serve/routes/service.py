@@ -1,24 +1,28 @@
 from fastapi import APIRouter, Response
 
-from penchant.serve.deps import CanAdmin, CanRead, ServicesDep
+from penchant.serve.deps import CanAdmin, CanRead, OptionalKey, ServicesDep, scope_of
 from penchant.serve.metrics import CONTENT_TYPE
 from penchant.serve.schemas import Health, Readiness, Reloaded
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health", response_model=Health)
-async def health(services: ServicesDep) -> Health:
-    """Liveness: the process answers and has a model. No key needed, no database round trip (and so
-    answered on the event loop, without a worker thread)."""
+@router.get("/health", response_model=Health, response_model_exclude_none=True)
+async def health(services: ServicesDep, key: OptionalKey) -> Health:
+    """Liveness: the process answers. No key needed; without one (when the service has keys) it says
+    only that and whether keys are required: the model, its catalogue size and retrieval are for a
+    caller with a valid key. No database round trip for a known key (answered on the event loop)."""
+    auth = "keys" if services.settings.auth_required else "open"
+    if services.settings.auth_required and await scope_of(services, key) is None:
+        return Health(status="ok", auth=auth)
     loaded = services.models.current
     return Health(
         status="ok",
         model=loaded.model_name,
-        run=services.settings.run_dir.name,  # the name only: no key is needed, so no server path
+        run=services.settings.run_dir.name,  # the name only: no path on the server
         items=loaded.run.model.n_items,
         retrieval=loaded.retriever.kind,
-        auth="keys" if services.settings.auth_required else "open",
+        auth=auth,
     )
 
 

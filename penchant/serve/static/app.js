@@ -262,11 +262,19 @@ function suggestUsers() {
   }, 150);
 }
 
+async function showModel() {
+  // Without a valid key /health says only whether keys are needed; with one, what is served.
+  const health = await api("/health");
+  state.auth = health.auth;
+  $("model").textContent = health.model
+    ? `${health.model} model · ${health.items} items · ${health.retrieval} retrieval`
+    : "";
+}
+
 async function start() {
   try {
-    const health = await api("/health");
-    state.auth = health.auth;
-    $("model").textContent = `${health.model} model · ${health.items} items · ${health.retrieval} retrieval`;
+    await showModel();
+    if (state.auth === "keys" && apiKey()) await showModel();
   } catch (error) {
     setStatus(`The service does not answer: ${error.message}`, true);
     return;
@@ -279,6 +287,7 @@ async function start() {
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem("penchant-api-key", $("api-key").value.trim());
+    showModel().catch(() => {});
     if (state.user) showUser(state.user);
     else setStatus("Key saved for this tab.");
   });
