@@ -105,8 +105,8 @@ def markdown(report: dict) -> str:
         "",
         f"- machine: {m['platform']}, {m['processor']}, {m['cpu_count']} cores; torch {m['torch']} with "
         f"{report['threads']} threads; Python {m['python']}; 1/5/15-minute load averages "
-        f"{report['load_average']['before']} before, {report['load_average']['after']} after (training is "
-        "wall-clock budgeted, so a busy machine lowers accuracy as well as speed)",
+        f"{report['load_average']['before']} before, {report['load_average']['after']} after (training runs to "
+        "early stopping, so load changes the time taken, not the accuracy)",
         f"- data: MovieLens-100k, {report['dataset']['n_events']} events, {report['dataset']['n_users']} users, "
         f"{report['dataset']['n_items']} items; {report['n_test_users']} test users",
         f"- protocol: {report['protocol']['name']} ({report['protocol']['description']}); ranking over the "
