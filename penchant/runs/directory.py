@@ -82,6 +82,11 @@ def load_run(directory: str | Path, device: str = "auto") -> Run:
     directory = Path(directory)
     meta_path = directory / "run.json"
     if not meta_path.exists():
+        if (directory / "model.json").exists():
+            raise InputError(
+                f"{directory}: a model saved by model.save, not a run directory (run.json missing); the "
+                "CLI opens runs: train and save one with penchant.runs.train_run(dataset, model, directory)"
+            )
         raise InputError(
             f"{directory}: not a penchant run directory (run.json missing); create one with penchant train"
         )

@@ -231,7 +231,9 @@ def test_bad_config_values_are_one_line(own_files, tmp_path):
 
 def test_a_file_with_another_delimiter_is_named_and_read_with_sep(tmp_path):
     path = tmp_path / "ratings.csv"
-    path.write_text("userId;movieId;timestamp\nu1;i1;100\nu1;i2;200\nu1;i3;250\nu2;i1;300\nu2;i3;400\nu2;i2;500\n")
+    path.write_text(
+        "userId;movieId;timestamp\nu1;i1;100\nu1;i2;200\nu1;i3;250\nu2;i1;300\nu2;i3;400\nu2;i2;500\n"
+    )
     base = [
         "train",
         "--events",

@@ -200,3 +200,13 @@ def test_ease_refuses_a_catalogue_whose_matrices_do_not_fit_before_trying(cycle_
         EASE().fit(cycle_dataset, progress=False)
     monkeypatch.undo()
     assert EASE().fit(cycle_dataset, progress=False).weights.shape == (20, 20)
+
+
+def test_the_cli_names_a_bare_model_directory_and_the_way_to_a_run(cycle_dataset, tmp_path):
+    from penchant.errors import InputError
+    from penchant.models import Popularity
+    from penchant.runs import load_run
+
+    Popularity().fit(cycle_dataset, progress=False).save(tmp_path / "m")
+    with pytest.raises(InputError, match=r"a model saved by model.save, not a run directory.*train_run"):
+        load_run(tmp_path / "m")
