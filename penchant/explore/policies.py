@@ -381,8 +381,7 @@ def make_policy(
 ) -> Policy:
     """The policy called ``name`` (one of :data:`POLICY_NAMES`) over ``taxonomy``; ``diversity`` needs
     item ``vectors``, ``novel-interest`` both ``vectors`` and interest ``transitions``."""
-    if name not in POLICY_NAMES:
-        raise InputError(f"unknown policy '{name}' (available: {', '.join(POLICY_NAMES)})")
+    _check_names([name])
     if name == "calibrated":
         return Calibrated(taxonomy)
     if name == "bandit":
@@ -403,11 +402,15 @@ def make_policies(
     """The named policies over ``model``'s ranking, learning only from ``histories`` (the training
     split when evaluating, every known history when serving): item vectors and interest transitions
     are computed once, and only when a named policy needs them."""
-    unknown = [name for name in names if name not in POLICY_NAMES]
-    if unknown:
-        raise InputError(f"unknown policy '{unknown[0]}' (available: {', '.join(POLICY_NAMES)})")
+    _check_names(names)  # before the vectors and transitions are computed
     vectors = item_vectors_for(model, histories) if {"diversity", "novel-interest"} & set(names) else None
     transitions = (
         InterestTransitions.fit(histories, taxonomy.membership) if "novel-interest" in names else None
     )
     return {name: make_policy(name, taxonomy, vectors, transitions) for name in names}
+
+
+def _check_names(names: Sequence[str]) -> None:
+    for name in names:
+        if name not in POLICY_NAMES:
+            raise InputError(f"unknown policy '{name}' (available: {', '.join(POLICY_NAMES)})")

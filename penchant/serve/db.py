@@ -253,6 +253,10 @@ def parse_url(url: str) -> tuple[str, str]:
 SECRET_PARAMETERS = ("password", "passfile", "sslpassword", "secret", "token", "key")
 
 
+def _is_secret(parameter: str) -> bool:
+    return any(word in parameter.lower() for word in SECRET_PARAMETERS)
+
+
 class PoolBusy(Exception):
     """No pooled connection was free and the caller would not wait."""
 
@@ -270,10 +274,7 @@ def redact(url: str) -> str:
         credentials, host = parts.netloc.rsplit("@", 1)
         if ":" in credentials:
             out = out.replace(parts.netloc, f"{credentials.split(':', 1)[0]}:***@{host}", 1)
-    if any(any(word in name.lower() for word in SECRET_PARAMETERS) for name, _ in pairs):
-        query = "&".join(
-            f"{name}=***" if any(word in name.lower() for word in SECRET_PARAMETERS) else f"{name}={value}"
-            for name, value in pairs
-        )
+    if any(_is_secret(name) for name, _ in pairs):
+        query = "&".join(f"{name}=***" if _is_secret(name) else f"{name}={value}" for name, value in pairs)
         out = out.split("?", 1)[0] + "?" + query + (f"#{parts.fragment}" if parts.fragment else "")
     return out
