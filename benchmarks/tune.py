@@ -88,6 +88,8 @@ def run_one(name: str, beauty: str, config: dict, device: str, threads: int, pro
             "best_epoch": stats.best_epoch,
             "epochs": stats.epochs,
             "refit_epochs": stats.refit_epochs,
+            "stopped_by": stats.stopped_by,
+            "still_improving": stats.still_improving,
             "seconds": round(seconds, 1),
             "seconds_per_epoch": round(sum(stats.epoch_seconds) / max(len(stats.epoch_seconds), 1), 2),
             "exclude_seen": exclude,
@@ -117,19 +119,22 @@ def render(report: dict) -> str:
         "the best validation NDCG@10 during training (seen items not excluded, before refit).",
         "",
         "| settings (change from default) | NDCG@10 | Recall@10 | NDCG@20 | early stopping NDCG@10 | "
-        "best epoch / epochs | s/epoch | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "best epoch / epochs | ended by | s/epoch | seconds |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in rows:
         label = json.dumps(r["config"]) if r["config"] else "default"
         if "error" in r:
-            lines.append(f"| `{label}` | failed: {r['error'].strip().splitlines()[-1]} | | | | | | |")
+            lines.append(f"| `{label}` | failed: {r['error'].strip().splitlines()[-1]} | | | | | | | |")
             continue
         m = r["scores"]
+        ended = r.get("stopped_by", "early stopping")  # rows from before this column: early stopping
+        if r.get("still_improving"):
+            ended += ", still improving"
         lines.append(
             f"| `{label}` | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {m['ndcg@20']:.4f} | "
             f"{r['early_stopping_ndcg@10']:.4f} | {r['best_epoch']} / {r['epochs']} (+{r['refit_epochs']} "
-            f"refit) | {r['seconds_per_epoch']:.1f} | {r['seconds']:.0f} |"
+            f"refit) | {ended} | {r['seconds_per_epoch']:.1f} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
