@@ -53,7 +53,8 @@ GAP_BUCKETS = 32  # 0 = padding, 1 = first event (no previous), 2.. = log2 bucke
 class TransformerConfig(ModelConfig):
     """Settings of the interest transformer; the defaults are the recommended ones.
 
-    Training ends by early stopping on validation (``patience`` epochs without a better score).
+    Training ends by early stopping on validation (``patience`` epochs, and ``patience_steps`` steps,
+    without a better score).
     ``max_epochs`` and ``max_seconds`` are budgets a user may ask for; none is set by default, and a
     budget that stops training while validation is still improving is reported as such.
     """
@@ -89,6 +90,9 @@ class TransformerConfig(ModelConfig):
     batch_size: int = 128
     max_epochs: int | None = None  # an epoch budget; None: until early stopping
     patience: int = 10  # epochs without a better validation score before stopping
+    # ... and at least this many optimiser steps, for data whose epochs are only a few steps long
+    # (see ``penchant.models.sequential.patience_epochs``); 0: ``patience`` epochs alone.
+    patience_steps: int = 500
     # Epochs of further training after early stopping on the training events plus the validation
     # targets' events (each user's most recent before the test), so that the final model knows them
     # too; 0: none. See benchmarks/results/scale.md for how many paid on validation.
@@ -132,7 +136,8 @@ class TransformerConfig(ModelConfig):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InputError(f"{name} must be > 0 (or null for no limit), got {value}")
-        for name in ("max_len", "threads", "full_softmax_items", "weight_decay", "refit_epochs"):
+        non_negative = ("max_len", "threads", "full_softmax_items", "weight_decay", "refit_epochs")
+        for name in (*non_negative, "patience_steps"):
             if getattr(self, name) < 0:
                 raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
 

@@ -168,7 +168,7 @@ def test_transformer_early_stopping_restores_the_first_epoch(cycle_dataset):
     # Validation only gets worse, so the model must end with its epoch-1 parameters, which are those
     # of a one-epoch fit with the same seed (validation draws no random numbers).
     values = iter(np.linspace(1.0, 0.0, 50))
-    stopped = small_transformer(max_epochs=50, patience=2).fit(
+    stopped = small_transformer(max_epochs=50, patience=2, patience_steps=0).fit(
         cycle_dataset, validate=lambda m: next(values), progress=False
     )
     assert stopped.fit_stats.epochs == 3 and stopped.fit_stats.best_epoch == 1

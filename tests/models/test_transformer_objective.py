@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from penchant.data.dataset import Dataset, History
 from penchant.models import InterestTransformer, TransformerConfig
 from penchant.models.sequences import Sequences, batch_order, training_windows
+from penchant.models.sequential import patience_epochs
 from penchant.models.transformer import PAD, InterestTransformerNet, window_for
 
 
@@ -221,6 +222,32 @@ def test_window_comes_from_the_data_unless_given():
     assert window_for(np.arange(0, 31), config) == 30
     assert window_for(np.full(100, 5000), config) == 50  # the cap
     assert window_for(np.full(100, 5000), TransformerConfig(max_len=37)) == 37
+
+
+def test_patience_holds_enough_steps_on_small_data():
+    config = TransformerConfig(batch_size=50, patience=10, patience_steps=500)
+    # 1,000 histories of 10 events, window 20: one window each, 20 steps an epoch, so 25 epochs
+    assert patience_epochs(np.full(1000, 10), 20, config) == 25
+    # 100 histories: 2 steps an epoch, and the wait is capped at five times ``patience``
+    assert patience_epochs(np.full(100, 10), 20, config) == 50
+    # 100,000 histories: 2,000 steps an epoch, and ten epochs already hold 10,000 steps
+    assert patience_epochs(np.full(100_000, 10), 20, config) == 10
+    assert patience_epochs(np.full(1000, 10), 20, TransformerConfig(batch_size=50, patience_steps=0)) == 10
+
+
+def test_training_waits_the_step_patience_before_stopping(make_cycle_dataset):
+    from penchant.data.split import split
+
+    dataset = make_cycle_dataset(n_items=30, n_users=40)
+    parts = split(dataset)
+    # 40 histories, batches of 20: a few steps an epoch, so 24 steps of patience are several epochs
+    config = TransformerConfig(dim=16, max_len=20, batch_size=20, threads=1, patience=2, patience_steps=24)
+    scores = iter(range(100, 0, -1))  # validation only ever gets worse after the first epoch
+    model = InterestTransformer(config).fit(dataset, parts.train, lambda m: next(scores), progress=False)
+    stats = model.fit_stats
+    assert stats.settings["patience_epochs"] == -(-24 // stats.settings["steps_per_epoch"]) > 2
+    assert stats.epochs == 1 + stats.settings["patience_epochs"]
+    assert stats.best_epoch == 1
 
 
 def test_long_term_summary_lets_events_outside_the_window_count():
