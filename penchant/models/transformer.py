@@ -319,7 +319,8 @@ class InterestTransformerNet(nn.Module):
                 module.weight.data[module.padding_idx].zero_()
 
     def train(self, mode: bool = True) -> InterestTransformerNet:
-        self._table = None  # parameters may change from here on
+        if mode or self.training:  # parameters may change from here on, or have changed since
+            self._table = None  # (eval() on a module already in eval mode keeps the cache)
         return super().train(mode)
 
     def _load_from_state_dict(self, state, prefix, *args, **kwargs):

@@ -7,7 +7,6 @@ It belongs to training (every iterative model stops on it), so it lives beside t
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from penchant.data.split import EvalSet
 from penchant.models.base import Recommender, Validator
@@ -34,13 +33,18 @@ def ndcg_at_k(top: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
 def ndcg_of_single_targets(scores: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     """Per-user NDCG@k when each user has one target (U,): from the target's rank alone, with ties
     broken by the lower item index as :func:`penchant.models.topk.topk_indices` does."""
-    s = torch.from_numpy(np.ascontiguousarray(scores))
-    t = torch.from_numpy(targets.astype(np.int64))
-    own = s.gather(1, t[:, None])  # (U, 1)
-    ahead = (s > own).sum(1) + ((s == own) & (torch.arange(s.shape[1])[None, :] < t[:, None])).sum(1)
-    rank = ahead.numpy()
+    s = np.ascontiguousarray(scores)
+    t = targets.astype(np.int64)
+    own = s[np.arange(len(t)), t][:, None]  # (U, 1)
+    rank = np.count_nonzero(s > own, axis=1)  # numpy counts a boolean matrix ~10x faster than torch
+    # Ties with the target (untrained items all score alike) are few: only those rows pay for
+    # counting the tied items at lower indices.
+    tied = np.flatnonzero(np.count_nonzero(s == own, axis=1) > 1)
+    if len(tied):
+        lower = np.arange(s.shape[1])[None, :] < t[tied, None]
+        rank[tied] += np.count_nonzero((s[tied] == own[tied]) & lower, axis=1)
     gain = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
-    return np.where(np.isneginf(own[:, 0].numpy()), 0.0, gain)
+    return np.where(np.isneginf(own[:, 0]), 0.0, gain)
 
 
 def validator(
@@ -51,6 +55,8 @@ def validator(
     rows = np.arange(len(cases))
     if max_users is not None and len(cases) > max_users:
         rows = np.sort(np.random.default_rng(0).choice(len(cases), max_users, replace=False))
+    # Shortest histories first, so each scoring batch pads its windows little (the mean is the same).
+    rows = rows[np.argsort([len(cases.histories[i]) for i in rows], kind="stable")]
     histories = [cases.histories[i] for i in rows]
     targets = [cases.targets[i] for i in rows]
     single = all(len(t) == 1 for t in targets)
