@@ -9,21 +9,19 @@ so the test users' targets are exactly the ones held out during training.
 from __future__ import annotations
 
 import json
-import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from penchant import __version__
 from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol, Split, split
 from penchant.errors import InputError
 from penchant.interests.taxonomy import Taxonomy
 from penchant.models import Recommender, load_model
+from penchant.models.saving import machine, run_meta  # noqa: F401 - machine: the benchmarks' import
 
 
 @dataclass
@@ -35,6 +33,12 @@ class Run:
     meta: dict
 
     def split(self) -> Split:
+        """The held-out split the model was trained under (evaluation needs it)."""
+        if self.meta.get("source", {}).get("saved_by") == "model.save":
+            raise InputError(
+                f"{self.directory}: saved by model.save, which records no held-out split, so it cannot "
+                "be evaluated; train a run to evaluate with penchant train or penchant.runs.train_run"
+            )
         return split(self.dataset, self.protocol)
 
     def taxonomy(self, n_topics: int | None = None) -> Taxonomy:
@@ -55,24 +59,12 @@ def save_run(
 ) -> Run:
     """Write a trained model, its data and what was done into a run directory."""
     directory = Path(directory)
-    meta = {
-        "penchant_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": model.name,
-        "config": model.config.to_dict(),
-        "source": source or {"dataset": dataset.name},
-        "protocol": parts.protocol.to_dict(),
-        "split_notes": parts.notes,
-        "dataset": dataset.summary(),
-        "cleaning": dataset.report.lines(),
-        "fit": asdict(model.fit_stats),
-        "seen_items": model.seen_items_decision(),
-        "machine": machine(),
-        **(extra or {}),
-    }
+    meta = run_meta(
+        dataset, model, source, protocol=parts.protocol.to_dict(), split_notes=parts.notes, **(extra or {})
+    )
     directory.mkdir(parents=True, exist_ok=True)
     dataset.save(directory / "data")
-    model.save(directory / "model")
+    model.save_model(directory / "model")
     (directory / "run.json").write_text(json.dumps(meta, indent=2))
     return Run(directory, dataset, model, parts.protocol, meta)
 
@@ -84,8 +76,9 @@ def load_run(directory: str | Path, device: str = "auto") -> Run:
     if not meta_path.exists():
         if (directory / "model.json").exists():
             raise InputError(
-                f"{directory}: a model saved by model.save, not a run directory (run.json missing); the "
-                "CLI opens runs: train and save one with penchant.runs.train_run(dataset, model, directory)"
+                f"{directory}: a model saved without its data (run.json missing): model.save writes a run "
+                "only for a model fitted in that process; or use penchant.runs.train_run(dataset, model, "
+                "directory)"
             )
         raise InputError(
             f"{directory}: not a penchant run directory (run.json missing); create one with penchant train"
@@ -93,22 +86,8 @@ def load_run(directory: str | Path, device: str = "auto") -> Run:
     meta = json.loads(meta_path.read_text())
     dataset = Dataset.load(directory / "data", name=meta["dataset"]["name"])
     model = load_model(directory / "model").to(device)
-    return Run(directory, dataset, model, Protocol(**meta["protocol"]), meta)
-
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    import os
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
+    protocol = Protocol(**meta["protocol"]) if meta.get("protocol") else Protocol()  # None: model.save
+    return Run(directory, dataset, model, protocol, meta)
 
 
 def add_items_to_run(run: Run, items: pd.DataFrame, source: str | None = None) -> list[str]:
@@ -133,7 +112,7 @@ def add_items_to_run(run: Run, items: pd.DataFrame, source: str | None = None) -
         report=run.dataset.report,
     )
     dataset.save(run.directory / "data")
-    run.model.save(run.directory / "model")
+    run.model.save_model(run.directory / "model")
     run.dataset = dataset
     run.meta["dataset"] = dataset.summary()
     run.meta.setdefault("items_added", []).append(
