@@ -216,9 +216,7 @@ def test_model_save_writes_a_run_every_command_opens_but_evaluate_refuses(cycle_
     assert load_model(tmp_path / "m").recommend(user, k=5) == model.recommend(user, k=5)
     shown = penchant("recommend", "--run", str(tmp_path / "m"), "--user", user, "--k", "5", "--json")
     assert shown.returncode == 0, shown.stderr
-    assert [r["item_id"] for r in json.loads(shown.stdout)] == [
-        r.item_id for r in model.recommend(user, k=5)
-    ]
+    assert [r["item_id"] for r in json.loads(shown.stdout)] == [r.item_id for r in model.recommend(user, k=5)]
     # No held-out split is recorded, so there is nothing honest to evaluate.
     assert_one_line_error(
         penchant("evaluate", "--run", str(tmp_path / "m")), "saved by model.save", "train_run"
