@@ -264,6 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_device(serve)
 
+    forget = sub.add_parser(
+        "forget",
+        help="erase a user from a run directory and its event store (the right to erasure)",
+        description="Erase one user: their events (and review text) from the run's data, their history "
+        "and text vectors from its model, those texts from the embedding cache, and their stored events "
+        "from the event store, which then refuses to import them again. The trained weights keep what "
+        "the user taught them until the next penchant train.",
+    )
+    forget.set_defaults(handler="penchant.cli.serve:forget")
+    forget.add_argument("--run", type=Path, required=True, help="the run directory")
+    forget.add_argument("--user", required=True, help="the user's ID")
+    forget.add_argument(
+        "--db", help="event store URL, as given to penchant serve (default: the run's SQLite file, if any)"
+    )
+
     keys = sub.add_parser("keys", help="API keys of a service's event store")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     keys_create = keys_sub.add_parser(

@@ -71,6 +71,31 @@ def _key_store(args: argparse.Namespace, action: str) -> tuple[Database, str]:
     return db, url
 
 
+def forget(args: argparse.Namespace) -> int:
+    from penchant.runs import load_run
+    from penchant.runs.directory import erase_user
+    from penchant.serve.store import EventStore
+
+    run = load_run(args.run, device="cpu")
+    from_run = erase_user(run, args.user)
+    url = args.db or default_db_url(Path(args.run))
+    stored = None
+    if args.db or Path(parse_url(url)[1]).exists():
+        db = Database(url, pool_size=1)
+        try:
+            db.migrate()
+            stored = EventStore(db).erase_user(args.user)
+        finally:
+            db.close()
+    where = f"{stored} from the event store {redact(url)}" if stored is not None else "no event store found"
+    print(
+        f"forgot user {args.user}: {from_run} events from the run {args.run}, {where}; the trained weights "
+        "keep what the user taught them until the next penchant train",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def keys_create(args: argparse.Namespace) -> int:
     db, url = _key_store(args, "create")
     try:

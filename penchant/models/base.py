@@ -190,6 +190,11 @@ class Recommender(ABC):
         for user, history in dataset.histories(events).items():
             self.histories[dataset.user_map.ids[user]] = history
 
+    def forget_user(self, user_id: str) -> bool:
+        """Drop what the model keeps about one user besides its trained weights: their history (a
+        sequential model also their events' text vectors). Returns whether the model knew them."""
+        return self.histories.pop(user_id, None) is not None
+
     def to(self, device: str = "auto") -> Self:
         """Place the model on a device; models without a network run on the CPU and ignore it."""
         return self

@@ -21,7 +21,8 @@ from penchant.data.split import Protocol, Split, split
 from penchant.errors import InputError
 from penchant.interests.taxonomy import Taxonomy
 from penchant.models import Recommender, load_model
-from penchant.models.saving import machine, run_meta  # noqa: F401 - machine: the benchmarks' import
+from penchant.models.saving import run_meta
+from penchant.text.cache import EmbeddingCache
 
 
 @dataclass
@@ -88,6 +89,37 @@ def load_run(directory: str | Path, device: str = "auto") -> Run:
     model = load_model(directory / "model").to(device)
     protocol = Protocol(**meta["protocol"]) if meta.get("protocol") else Protocol()  # None: model.save
     return Run(directory, dataset, model, protocol, meta)
+
+
+def erase_user(run: Run, user_id: str) -> int:
+    """Remove one user from a run directory and from the loaded run: their events, with any review
+    or query text, from ``data/``; their history and their events' text vectors from ``model/``; and
+    those texts' vectors from the embedding cache. Returns how many events were removed.
+
+    The trained weights stay as they are: what the user's events taught the model leaves it only
+    when the model is trained again (``penchant train``) on data without them."""
+    events = run.dataset.events
+    mine = (events["user_id"] == user_id).to_numpy()
+    texts = events.loc[mine, "text"].dropna().astype(str).tolist() if "text" in events else []
+    known = run.model.forget_user(user_id)
+    if not mine.any() and not known:
+        return 0
+    run.dataset = Dataset(
+        events=events.loc[~mine].drop(columns=["user", "item"]).reset_index(drop=True),
+        items=run.dataset.items,
+        users=run.dataset.users.drop(index=user_id, errors="ignore"),
+        name=run.dataset.name,
+        report=run.dataset.report,
+    )
+    run.dataset.save(run.directory / "data")
+    run.model.save_model(run.directory / "model")
+    if texts:
+        cache = EmbeddingCache()
+        try:
+            cache.delete(texts)
+        finally:
+            cache.close()
+    return int(mine.sum())
 
 
 def add_items_to_run(run: Run, items: pd.DataFrame, source: str | None = None) -> list[str]:

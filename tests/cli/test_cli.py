@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.clitools import assert_one_line_error, penchant
+from tests.clitools import assert_one_line_error, files_naming, penchant
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +310,35 @@ def test_an_unexpected_failure_is_one_line_asking_for_a_report(own_run, tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: internal error in 'penchant recommend'")
     assert "please report it" in lines[0]
+
+
+def test_forget_erases_a_user_from_the_run_and_its_event_store(own_run, tmp_path):
+    from penchant.runs import load_run
+    from penchant.serve.db import Database
+    from penchant.serve.settings import default_db_url
+    from penchant.serve.store import EventStore
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(own_run, run_dir)  # forget rewrites the run: not the shared one
+    user = "u001"
+
+    assert files_naming(run_dir, user)  # data/events.parquet and model/histories.parquet
+    done = penchant("forget", "--run", str(run_dir), "--user", user)
+    assert done.returncode == 0, done.stderr
+    assert f"forgot user {user}:" in done.stderr and "no event store found" in done.stderr
+    assert files_naming(run_dir, user) == [] and user not in load_run(run_dir).model.histories
+
+    # With the run's event store (as penchant serve made it), the stored events go too, for good.
+    run = load_run(run_dir)
+    db = Database(default_db_url(run_dir), pool_size=1)
+    db.migrate()
+    EventStore(db).import_run("k1", str(run_dir), run.dataset.events, run.dataset.items)
+    other = "u002"
+    stored = EventStore(db).history_version(other)[0]
+    assert stored > 0
+    done = penchant("forget", "--run", str(run_dir), "--user", other)
+    assert done.returncode == 0, done.stderr
+    assert f"{stored} from the event store" in done.stderr
+    assert EventStore(db).history_version(other)[0] == 0
+    db.close()
+    assert_one_line_error(penchant("forget", "--run", str(tmp_path / "nowhere"), "--user", user), "nowhere")

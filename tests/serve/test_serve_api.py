@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from penchant.serve.db import SCHEMA_VERSION
+from tests.clitools import files_naming
 
 NOW = 1_700_000_000.0
 
@@ -145,8 +146,11 @@ def test_items_are_created_updated_and_usable_by_events(serve, ease_run):
     assert recs["history_length"] == 0 and "brand-new" not in [r["item_id"] for r in recs["items"]]
 
 
-def test_users_are_listed_and_erased(serve, ease_run):
-    client = serve(ease_run)
+def test_users_are_listed_and_erased(serve, ease_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(ease_run, run_dir)  # erasure rewrites the run directory: not the shared one
+    assert files_naming(run_dir, "u001") == ["data/events.parquet", "model/histories.parquet"]
+    client = serve(run_dir)
     listed = client.get("/users", params={"prefix": "u00", "limit": 3}).json()["users"]
     assert [u["user_id"] for u in listed] == ["u000", "u001", "u002"] and all(
         u["events"] >= 10 for u in listed
@@ -161,6 +165,8 @@ def test_users_are_listed_and_erased(serve, ease_run):
     assert client.get("/users/u001/events").json()["events"] == []
     after = client.get("/users/u001/recommendations", params={"k": 5}).json()
     assert after["history_length"] == 0
+    # The run directory no longer holds them either (its data and the model's histories).
+    assert files_naming(run_dir, "u001") == []
     # Reloading the run does not bring the erased events back (the newer-run case: the test below).
     assert client.post("/admin/reload").status_code == 200
     assert client.get("/users/u001/events").json()["events"] == []

@@ -1,0 +1,70 @@
+"""Erasing a user from a run (the right to erasure): their events, review text, history, text vectors
+and cached text vectors leave every file of the run directory and the embedding cache, while every
+other user is served as before."""
+
+import sqlite3
+
+import numpy as np
+import pandas as pd
+
+from penchant.data.dataset import Dataset
+from penchant.data.split import Protocol
+from penchant.models import InterestTransformer
+from penchant.runs import erase_user, load_run, train_run
+from penchant.text.cache import EmbeddingCache, text_key
+from tests.text.test_text_model import config, query_dataset
+
+ERASED = "erase-me-7"
+SECRET = "zebra keeper's review 7731: the striped one was wonderful"
+
+
+def reviews_dataset() -> Dataset:
+    """The query dataset plus one user whose reviews no one else wrote."""
+    data = query_dataset()
+    mine = pd.DataFrame(
+        {
+            "user_id": [ERASED] * 4,
+            "item_id": ["s1", "s2", "s3", "r1"],
+            "timestamp": 1_700_000_000 + 60 * np.arange(4),
+            "text": [SECRET, None, SECRET + " again", None],
+        }
+    )
+    events = pd.concat([data.events[["user_id", "item_id", "timestamp", "text"]], mine])
+    return Dataset.from_frames(events, data.items.reset_index(), name="queries")
+
+
+def files_holding(directory, needle: str) -> list[str]:
+    return [str(p) for p in directory.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+def cached(texts) -> int:
+    with sqlite3.connect(EmbeddingCache().path) as db:
+        keys = [text_key(t) for t in texts]
+        return db.execute(
+            f"SELECT COUNT(*) FROM embeddings WHERE sha IN ({','.join('?' * len(keys))})", keys
+        ).fetchone()[0]
+
+
+def test_an_erased_user_leaves_no_trace_in_the_run_or_the_embedding_cache(tmp_path):
+    data = reviews_dataset()
+    run = train_run(
+        data, InterestTransformer(config(max_epochs=2)), tmp_path / "run", Protocol(), progress=False
+    )
+    texts = [SECRET, SECRET + " again"]
+    # Before: the ID and the review are in the run's files (data, model histories, event text) and the cache.
+    assert files_holding(tmp_path / "run", ERASED) and files_holding(tmp_path / "run", SECRET)
+    assert cached(texts) == 2
+    others = [run.model.history_of(u) for u in list(data.user_map.ids) if u != ERASED][:10]
+    before = run.model.score(others)
+
+    assert erase_user(run, ERASED) == 4
+    assert files_holding(tmp_path / "run", ERASED) == [] and files_holding(tmp_path / "run", SECRET) == []
+    assert cached(texts) == 0
+    assert text_key(SECRET).encode() not in EmbeddingCache().path.read_bytes()  # no free page keeps it
+    # The loaded run and the directory agree: the user is a stranger; everyone else is served as before.
+    for model in (run.model, load_run(tmp_path / "run").model):
+        assert ERASED not in model.histories
+        assert not any(key[0] == ERASED for key in model.event_index)
+        np.testing.assert_allclose(model.score(others), before, rtol=1e-5, atol=1e-5)
+    assert ERASED not in set(load_run(tmp_path / "run").dataset.events["user_id"])
+    assert erase_user(run, ERASED) == 0  # twice is harmless
