@@ -201,12 +201,22 @@ class ModelHolder:
         events were theirs. Another replica drops its copy at its next reload, which reads the
         rewritten directory."""
         with self._reload_lock:
-            loaded = self.current
-            removed = erase_user(loaded.run, user_id)
-            loaded.users.discard(user_id)
-            if loaded.interests is not None:
-                loaded.interests.forget(user_id)
+            removed = erase_user(self.current.run, user_id)
+            self._forget(user_id)
             return removed
+
+    def forget_erased(self, user_id: str) -> None:
+        """Drop, in this process only, a user another replica erased (the run directory is already
+        rewritten): their history in the loaded model, their cached state and bandit posteriors."""
+        with self._reload_lock:
+            self.current.run.model.forget_user(user_id)
+            self._forget(user_id)
+
+    def _forget(self, user_id: str) -> None:
+        loaded = self.current
+        loaded.users.discard(user_id)
+        if loaded.interests is not None:
+            loaded.interests.forget(user_id)
 
     def reload(self) -> LoadedRun:
         """Load the run directory again (a newer run written there) and swap it in; requests already

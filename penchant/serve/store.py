@@ -159,6 +159,11 @@ class EventStore:
         self.db.scrub()
         return deleted
 
+    def erased(self, user_id: str) -> bool:
+        """Whether the user was ever erased (events posted after an erasure are kept)."""
+        key = erasure_key(user_id)
+        return self.db.fetchone("SELECT 1 FROM erasures WHERE user_id = ?", (key,)) is not None
+
     # ------------------------------------------------------------------ items
     def put_item(self, item: Item) -> bool:
         """Create or update an item; returns True when it was new."""
