@@ -128,7 +128,7 @@ def keys_list(args: argparse.Namespace) -> int:
         state = "active" if k["active"] else ("revoked" if k["revoked_at"] is not None else "expired")
         print(
             f"{k['key_id']}  {k['scope']:<5}  {state:<7}  created {when(k['created_at'])}  "
-            f"expires {when(k['expires_at'])}  {k['name'] or ''}".rstrip()
+            f"expires {when(k['expires_at'])}  last used {when(k['last_used_at'])}  {k['name'] or ''}".rstrip()
         )
     return 0
 

@@ -79,6 +79,12 @@ def test_keys_expire_are_revoked_and_listed_without_secrets(db_url, monkeypatch)
         ("write", None, True),
     ]
     assert listed[0]["revoked_at"] is not None and listed[1]["expires_at"] is not None
+    # Each verification records the key's use; a key never presented has none.
+    assert listed[0]["last_used_at"] is not None and listed[1]["last_used_at"] is not None
+    unused = create_key(db, Scope.read)
+    assert list_keys(db)[-1]["last_used_at"] is None
+    check_key(db, unused)
+    assert list_keys(db)[-1]["last_used_at"] is not None
     assert not any(lasting.split("_", 2)[2] in str(k) or brief.split("_", 2)[2] in str(k) for k in listed)
     with pytest.raises(InputError, match="--expires-in-days must be > 0"):
         create_key(db, Scope.read, expires_in_days=0)
