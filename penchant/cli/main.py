@@ -13,6 +13,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from penchant.errors import InputError
 
@@ -46,8 +47,16 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 EXPLORE_POLICIES = "diversity, calibrated, novel-interest or bandit"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line naming the command and the argument, like every other error
+    (argparse's own form is the usage text and then the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="penchant", description="Learn what people are interested in and predict what they want next."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
