@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--events",
         type=Path,
-        help="events file (.csv, .tsv, .parquet or .jsonl; text formats may end in .gz, .zst, .bz2 or .xz)",
+        help="events file (.csv, .tsv, .parquet or .jsonl; text formats may end in .gz, .zst, .bz2 or .xz) "
+        "or a directory of Parquet files",
     )
     train.add_argument("--items", type=Path, help="item catalogue file")
     train.add_argument("--users", type=Path, help="user attributes file")

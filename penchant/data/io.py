@@ -83,7 +83,7 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file ({SUPPORTED})")
+        return _read_parquet_directory(path)
     suffixes = [x.lower() for x in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] in COMPRESSIONS
     suffix = (suffixes[-2] if len(suffixes) > 1 else "") if compressed else path.suffix.lower()
@@ -205,6 +205,39 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _read_parquet_directory(path: Path) -> pd.DataFrame:
+    """A directory of Parquet files as one table, as Spark, Flink or a warehouse export writes it:
+    every ``*.parquet`` below it in path order, Hive-style ``key=value`` folders as columns, files and
+    folders starting with ``_`` or ``.`` (``_SUCCESS``, ``.crc``) left out. Messages name the file and
+    its row."""
+    import pyarrow.dataset as ds
+
+    files = sorted(
+        str(f)
+        for f in path.rglob("*.parquet")
+        if not any(part.startswith(("_", ".")) for part in f.relative_to(path).parts)
+    )
+    if not files:
+        raise InputError(
+            f"{path}: a directory with no .parquet files (give a file: {SUPPORTED}; or a Parquet directory)"
+        )
+    try:
+        dataset = ds.dataset(
+            files, format="parquet", partitioning=ds.partitioning(flavor="hive"), partition_base_dir=str(path)
+        )
+        counts = [fragment.count_rows() for fragment in dataset.get_fragments()]
+        frame = dataset.to_table().to_pandas()
+    except Exception as exc:  # pyarrow raises several types for corrupt or mismatched files
+        raise InputError(f"{path}: not a readable Parquet directory ({_first_line(exc)})") from None
+    # Row r of the whole table is row r - start + 1 of the file that starts at ``start``.
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    frame[_LOCATION] = np.arange(1, len(frame) + 1)
+    frame.attrs["unit"] = "row"
+    frame.attrs["parts"] = (files, starts.tolist())
+    frame.attrs["source"] = str(path)
+    return frame
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -212,8 +245,13 @@ def _first_line(exc: BaseException) -> str:
 
 def _locate(frame: pd.DataFrame, position: int, column: str | None) -> str:
     unit = frame.attrs.get("unit", "row")
-    place = f"{unit} {int(frame[_LOCATION].iloc[position])}"
-    text = where(frame.attrs.get("source", "input"), None, None) + ", " + place
+    number, source = int(frame[_LOCATION].iloc[position]), frame.attrs.get("source", "input")
+    if "parts" in frame.attrs:  # a Parquet directory: the file the row came from, and its row there
+        files, starts = frame.attrs["parts"]
+        part = int(np.searchsorted(starts, number - 1, side="right")) - 1
+        source, number = files[part], number - starts[part]
+    place = f"{unit} {number}"
+    text = where(source, None, None) + ", " + place
     return text + (f", column '{column}'" if column else "")
 
 
