@@ -267,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
+        "--retain-days",
+        type=float,
+        help="delete stored events older than this many days, at start and hourly (default: keep)",
+    )
+    serve.add_argument(
         "--unknown-users",
         choices=("popular", "404"),
         default="popular",

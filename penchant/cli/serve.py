@@ -31,6 +31,7 @@ def serve(args: argparse.Namespace) -> int:
         ann_threshold=args.ann_threshold,
         device=args.device,
         unknown_users=getattr(args, "unknown_users", "popular"),
+        retain_days=getattr(args, "retain_days", None),
     )
     parse_url(settings.db_url)  # a malformed URL is a one-line error here, not a failed startup
     from penchant.models.devices import resolve_device

@@ -183,6 +183,15 @@ class EventStore:
         self.db.scrub()
         return deleted
 
+    def delete_older_than(self, cutoff: float) -> int:
+        """Delete the events whose time is before ``cutoff`` (Unix seconds), overwriting them on
+        SQLite as an erasure does; returns how many were deleted."""
+        with self.db.transaction() as tx:
+            deleted = tx.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
+        if deleted:
+            self.db.scrub()
+        return deleted
+
     def erased(self, user_id: str) -> bool:
         """Whether the user was ever erased (events posted after an erasure are kept)."""
         forms = self._erasure_forms(user_id)

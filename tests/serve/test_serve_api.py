@@ -316,3 +316,16 @@ def test_user_ids_with_a_slash_are_refused_on_write_and_erasable_when_imported(s
         assert erased.status_code == 200 and erased.json()["user_id"] == "team/u001", erased.text
         deleted.append(erased.json()["events_deleted"])
     assert deleted[0] > 0 and deleted[1] == 0  # gone after the first
+
+
+def test_events_older_than_the_retention_are_deleted_at_start_and_by_each_sweep(serve, ease_run):
+    client = serve(ease_run, retain_days=30)
+    assert client.get("/users/u001/events").json()["events"] == []  # the run's 2020 events, at start
+    now = time.time()
+    old, recent = (
+        event(user="r1", item="m01", ts=now - 40 * 86_400),
+        event(user="r1", item="m02", ts=now - 86_400),
+    )
+    assert client.post("/events", json=[old, recent]).json()["stored"] == 2
+    assert client.app.state.services.retention.sweep() == 1
+    assert [e["item_id"] for e in client.get("/users/r1/events").json()["events"]] == ["m02"]
