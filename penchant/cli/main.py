@@ -72,7 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="events file (.csv, .tsv, .parquet or .jsonl; text formats may end in .gz, .zst, .bz2 or .xz) "
         "or a directory of Parquet files",
     )
+    source.add_argument(
+        "--events-sql",
+        metavar="QUERY",
+        help="a SELECT whose rows are the events, run read-only on --source-db (columns named as for a file)",
+    )
     train.add_argument("--items", type=Path, help="item catalogue file")
+    train.add_argument(
+        "--items-sql", metavar="QUERY", help="a SELECT whose rows are the catalogue, on --source-db"
+    )
+    train.add_argument(
+        "--source-db",
+        metavar="URL",
+        help="the database the --events-sql / --items-sql queries run on: sqlite:///PATH or "
+        "postgresql://USER@HOST:PORT/DATABASE",
+    )
     train.add_argument("--users", type=Path, help="user attributes file")
     train.add_argument(
         "--sep",

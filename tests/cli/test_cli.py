@@ -407,6 +407,15 @@ BAD = [
         "none.jsonl",
     ),
     (["train", "--events", "{events}", *OWN[:6], "--device", "cuda:7", "--out", "{tmp}/r"], "cuda:7"),
+    (["train", "--events-sql", "SELECT 1", "--out", "{tmp}/r"], "--source-db"),
+    (
+        ["train", "--events-sql", "SELECT 1", "--source-db", "sqlite:///{tmp}/none.db", "--out", "{tmp}/r"],
+        "none.db",
+    ),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--source-db", "sqlite:///x.db", "--out", "{tmp}/r"],
+        "--events-sql",
+    ),
     # evaluate
     (["evaluate", "--run", "{tmp}/nowhere"], "nowhere"),
     (["evaluate", "--run", "{tmp}"], "not a penchant run"),
@@ -472,3 +481,24 @@ def _place(arg: str, places: dict[str, str]) -> str:
     for key, value in places.items():
         arg = arg.replace(key, value)
     return arg
+
+
+def test_train_from_a_sql_query(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "shop.sqlite3") as db:
+        db.execute("CREATE TABLE clicks (visitor TEXT, sku TEXT, ts REAL)")
+        rows = [
+            (f"v{u}", f"s{(u + s) % 12}", 1_600_000_000 + 60 * (u * 20 + s))
+            for u in range(30)
+            for s in range(8)
+        ]
+        db.executemany("INSERT INTO clicks VALUES (?, ?, ?)", rows)
+    query = "SELECT visitor, sku, ts FROM clicks"
+    url = f"sqlite:///{tmp_path / 'shop.sqlite3'}"
+    args = ["--events-sql", query, "--source-db", url, *OWN[:6], "--model", "popularity"]
+    result = penchant("train", *args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["source"]["events_sql"] == query and url not in json.dumps(meta)  # a URL may hold a password
+    assert meta["dataset"]["n_events"] == 240 and meta["dataset"]["name"] == "sql"

@@ -658,3 +658,54 @@ def test_a_bad_row_in_a_parquet_directory_names_its_file_and_row(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no .parquet files" in _error(read_events, empty)
+
+
+def _events_db(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE clicks (visitor TEXT, sku INTEGER, ts REAL, stars INTEGER)")
+        rows = [
+            (f"u{u}", i, 1_600_000_000 + 60 * (u * 10 + i), 1 + (u + i) % 5)
+            for u in range(5)
+            for i in range(6)
+        ]
+        db.executemany("INSERT INTO clicks VALUES (?, ?, ?, ?)", rows)
+        db.execute("CREATE TABLE catalogue (sku INTEGER, name TEXT)")
+        db.executemany("INSERT INTO catalogue VALUES (?, ?)", [(i, f"thing {i}") for i in range(8)])
+    return f"sqlite:///{path}"
+
+
+def test_a_sql_query_is_an_events_and_items_source(tmp_path):
+    from penchant.data import SqlSource
+
+    url = _events_db(tmp_path / "shop.sqlite3")
+    events = SqlSource(
+        "SELECT visitor AS user_id, sku AS item_id, ts AS timestamp, stars FROM clicks WHERE stars >= 2", url
+    )
+    items = SqlSource("SELECT sku AS item_id, name AS title FROM catalogue", url, "--items-sql")
+    data = load_dataset(events, items, columns=ColumnMap(value="stars"))
+    assert len(data.events) == 24 and data.n_items == 8 and data.n_users == 5
+    assert set(data.events["item_id"]) <= {str(i) for i in range(6)}  # integer IDs become plain strings
+    assert data.items.loc["3", "title"] == "thing 3"
+
+
+def test_a_sql_source_is_read_only_and_its_errors_are_one_line(tmp_path):
+    import sqlite3
+
+    from penchant.data import SqlSource
+
+    url = _events_db(tmp_path / "shop.sqlite3")
+    assert "query failed" in _error(read_events, SqlSource("SELECT * FROM nowhere", url))
+    assert "query failed" in _error(read_events, SqlSource("DELETE FROM clicks", url))  # read-only
+    with sqlite3.connect(tmp_path / "shop.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM clicks").fetchone()[0] == 30
+    bad = SqlSource(
+        "SELECT visitor AS user_id, sku AS item_id, CASE WHEN sku = 4 THEN 'nope' ELSE ts END AS timestamp FROM clicks ORDER BY visitor, sku",
+        url,
+    )
+    assert _error(read_events, bad).startswith("--events-sql, row 5, column 'timestamp':")
+    assert "no such SQLite file" in _error(
+        read_events, SqlSource("SELECT 1", f"sqlite:///{tmp_path}/none.db")
+    )
+    assert "expected sqlite" in _error(read_events, SqlSource("SELECT 1", "mysql://db/x"))

@@ -143,3 +143,25 @@ def test_erasure_records_are_keyed_per_store_and_older_forms_still_count(tmp_pat
     assert stores[1].erased("u002") and stores[1].erased("u003")
     for store in stores:
         store.db.close()
+
+
+def test_a_sql_query_on_postgresql_is_an_events_source_read_only(postgres):
+    import psycopg
+
+    from penchant.data import SqlSource, load_dataset
+
+    url = postgres.create_database("t_sql_source")
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE clicks (visitor TEXT, sku INTEGER, ts DOUBLE PRECISION)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO clicks VALUES (%s, %s, %s)",
+                [(f"u{u}", i, 1_600_000_000 + 60 * (u * 10 + i)) for u in range(4) for i in range(5)],
+            )
+    query = "SELECT visitor AS user_id, sku AS item_id, ts AS timestamp FROM clicks"
+    data = load_dataset(SqlSource(query, url))
+    assert len(data.events) == 20 and data.n_users == 4 and data.n_items == 5
+    with pytest.raises(InputError, match="query failed .*read-only"):
+        load_dataset(SqlSource("DELETE FROM clicks RETURNING visitor", url))
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM clicks").fetchone()[0] == 20
