@@ -24,6 +24,8 @@ from penchant.models import Recommender, load_model
 from penchant.models.saving import run_meta
 from penchant.text.cache import EmbeddingCache
 
+ERASED_FILE = "erased.json"  # how many users were erased from the run since it was trained
+
 
 @dataclass
 class Run:
@@ -32,6 +34,12 @@ class Run:
     model: Recommender
     protocol: Protocol
     meta: dict
+
+    def erased_in_weights(self) -> int:
+        """How many users :func:`erase_user` removed from this run since it was trained: the trained
+        weights still reflect them until the model is trained again."""
+        path = self.directory / ERASED_FILE
+        return int(json.loads(path.read_text())["erased_users"]) if path.exists() else 0
 
     def split(self) -> Split:
         """The held-out split the model was trained under (evaluation needs it)."""
@@ -113,6 +121,8 @@ def erase_user(run: Run, user_id: str) -> int:
     )
     run.dataset.save(run.directory / "data")
     run.model.save_model(run.directory / "model")
+    if mine.any():  # counted beside run.json, not in it: run.json's hash names the run in the store
+        (run.directory / ERASED_FILE).write_text(json.dumps({"erased_users": run.erased_in_weights() + 1}))
     if texts:
         cache = EmbeddingCache()
         try:

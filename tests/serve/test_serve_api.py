@@ -165,8 +165,10 @@ def test_users_are_listed_and_erased(serve, ease_run, tmp_path):
     assert client.get("/users/u001/events").json()["events"] == []
     after = client.get("/users/u001/recommendations", params={"k": 5}).json()
     assert after["history_length"] == 0
-    # The run directory no longer holds them either (its data and the model's histories).
+    # The run directory no longer holds them either (its data and the model's histories); the trained
+    # weights still reflect them, and /health counts them until the next training.
     assert files_naming(run_dir, "u001") == []
+    assert client.get("/health").json()["erased_users_in_weights"] == 1
     # Reloading the run does not bring the erased events back (the newer-run case: the test below).
     assert client.post("/admin/reload").status_code == 200
     assert client.get("/users/u001/events").json()["events"] == []
@@ -220,6 +222,7 @@ def test_health_readiness_metrics_and_schema(serve, ease_run):
         "items": 20,
         "retrieval": "exact",
         "auth": "open",
+        "erased_users_in_weights": 0,
     }
     ready = client.get("/health/ready").json()
     assert ready["schema_version"] == SCHEMA_VERSION and ready["database"] in ("sqlite", "postgresql")
