@@ -22,3 +22,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert lines[0].startswith("error: ")
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def files_naming(run_dir: Path, value: str) -> list[str]:
+    """The files of a run directory with ``value`` in any cell of a Parquet table or entry of a NumPy
+    archive (compressed files do not show it in their raw bytes)."""
+    import numpy as np
+    import pandas as pd
+
+    found = []
+    for path in sorted(run_dir.rglob("*")):
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            if any(value in set(frame[c].astype(str)) for c in frame.columns):
+                found.append(str(path.relative_to(run_dir)))
+        elif path.suffix == ".npz":
+            with np.load(path) as saved:
+                if any(
+                    value in set(saved[k].astype(str).ravel())
+                    for k in saved.files
+                    if saved[k].dtype.kind in "US"
+                ):
+                    found.append(str(path.relative_to(run_dir)))
+    return found

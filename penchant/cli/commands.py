@@ -12,6 +12,7 @@ from rich.table import Table
 from penchant.cli.main import print_json
 from penchant.data import ColumnMap, Filters, load_builtin, load_dataset
 from penchant.data.dataset import Dataset
+from penchant.data.io import SqlSource
 from penchant.data.split import Protocol
 from penchant.errors import InputError
 from penchant.evaluate.compare import compare
@@ -46,9 +47,21 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
         sep=getattr(args, "sep", None),
     )
     text_file = getattr(args, "text_file", None)
+    events, items = args.events, args.items
+    sql_events, sql_items = getattr(args, "events_sql", None), getattr(args, "items_sql", None)
+    if (sql_events or sql_items) and not getattr(args, "source_db", None):
+        raise InputError("--events-sql / --items-sql: give the database with --source-db URL")
+    if getattr(args, "source_db", None) and not (sql_events or sql_items):
+        raise InputError("--source-db: give a query with --events-sql (and --items-sql)")
+    if sql_items and items:
+        raise InputError("--items and --items-sql: give one catalogue source")
+    if sql_events:
+        events = SqlSource(sql_events, args.source_db, "--events-sql")
+    if sql_items:
+        items = SqlSource(sql_items, args.source_db, "--items-sql")
     dataset = load_dataset(
-        args.events,
-        args.items,
+        events,
+        items,
         args.users,
         columns,
         filters,
@@ -59,8 +72,10 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
     source = {
         "filters": filters.to_dict(),
         "text_file": str(text_file) if text_file else None,
-        "events": str(args.events),
+        "events": str(args.events) if args.events else None,
+        "events_sql": sql_events,
         "items": str(args.items) if args.items else None,
+        "items_sql": sql_items,
         "users": str(args.users) if args.users else None,
         "columns": columns.to_dict(),
     }

@@ -13,6 +13,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from penchant.errors import InputError
 
@@ -46,8 +47,16 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 EXPLORE_POLICIES = "diversity, calibrated, novel-interest or bandit"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line naming the command and the argument, like every other error
+    (argparse's own form is the usage text and then the error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="penchant", description="Learn what people are interested in and predict what they want next."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -60,9 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--events",
         type=Path,
-        help="events file (.csv, .tsv, .parquet or .jsonl; text formats may end in .gz, .zst, .bz2 or .xz)",
+        help="events file (.csv, .tsv, .parquet or .jsonl; text formats may end in .gz, .zst, .bz2 or .xz) "
+        "or a directory of Parquet files",
+    )
+    source.add_argument(
+        "--events-sql",
+        metavar="QUERY",
+        help="a SELECT whose rows are the events, run read-only on --source-db (columns named as for a file)",
     )
     train.add_argument("--items", type=Path, help="item catalogue file")
+    train.add_argument(
+        "--items-sql", metavar="QUERY", help="a SELECT whose rows are the catalogue, on --source-db"
+    )
+    train.add_argument(
+        "--source-db",
+        metavar="URL",
+        help="the database the --events-sql / --items-sql queries run on: sqlite:///PATH or "
+        "postgresql://USER@HOST:PORT/DATABASE",
+    )
     train.add_argument("--users", type=Path, help="user attributes file")
     train.add_argument(
         "--sep",
@@ -257,12 +281,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
+        "--retain-days",
+        type=float,
+        help="delete stored events older than this many days, at start and hourly (default: keep)",
+    )
+    serve.add_argument(
         "--unknown-users",
         choices=("popular", "404"),
         default="popular",
         help="a user with no usable stored events: the most popular items marked fallback (default) or 404",
     )
     _add_device(serve)
+
+    forget = sub.add_parser(
+        "forget",
+        help="erase a user from a run directory and its event store (the right to erasure)",
+        description="Erase one user: their events (and review text) from the run's data, their history "
+        "and text vectors from its model, those texts from the embedding cache, and their stored events "
+        "from the event store, which then refuses to import them again. The trained weights keep what "
+        "the user taught them until the next penchant train.",
+    )
+    forget.set_defaults(handler="penchant.cli.serve:forget")
+    forget.add_argument("--run", type=Path, required=True, help="the run directory")
+    forget.add_argument("--user", required=True, help="the user's ID")
+    forget.add_argument(
+        "--db", help="event store URL, as given to penchant serve (default: the run's SQLite file, if any)"
+    )
 
     keys = sub.add_parser("keys", help="API keys of a service's event store")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

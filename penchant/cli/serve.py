@@ -31,6 +31,7 @@ def serve(args: argparse.Namespace) -> int:
         ann_threshold=args.ann_threshold,
         device=args.device,
         unknown_users=getattr(args, "unknown_users", "popular"),
+        retain_days=getattr(args, "retain_days", None),
     )
     parse_url(settings.db_url)  # a malformed URL is a one-line error here, not a failed startup
     from penchant.models.devices import resolve_device
@@ -71,6 +72,31 @@ def _key_store(args: argparse.Namespace, action: str) -> tuple[Database, str]:
     return db, url
 
 
+def forget(args: argparse.Namespace) -> int:
+    from penchant.runs import load_run
+    from penchant.runs.directory import erase_user
+    from penchant.serve.store import EventStore
+
+    run = load_run(args.run, device="cpu")
+    from_run = erase_user(run, args.user)
+    url = args.db or default_db_url(Path(args.run))
+    stored = None
+    if args.db or Path(parse_url(url)[1]).exists():
+        db = Database(url, pool_size=1)
+        try:
+            db.migrate()
+            stored = EventStore(db).erase_user(args.user)
+        finally:
+            db.close()
+    where = f"{stored} from the event store {redact(url)}" if stored is not None else "no event store found"
+    print(
+        f"forgot user {args.user}: {from_run} events from the run {args.run}, {where}; the trained weights "
+        "keep what the user taught them until the next penchant train",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def keys_create(args: argparse.Namespace) -> int:
     db, url = _key_store(args, "create")
     try:
@@ -103,7 +129,7 @@ def keys_list(args: argparse.Namespace) -> int:
         state = "active" if k["active"] else ("revoked" if k["revoked_at"] is not None else "expired")
         print(
             f"{k['key_id']}  {k['scope']:<5}  {state:<7}  created {when(k['created_at'])}  "
-            f"expires {when(k['expires_at'])}  {k['name'] or ''}".rstrip()
+            f"expires {when(k['expires_at'])}  last used {when(k['last_used_at'])}  {k['name'] or ''}".rstrip()
         )
     return 0
 

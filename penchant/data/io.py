@@ -17,6 +17,7 @@ import json
 import lzma
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,63 @@ TEXT_FORMATS = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 JSON_FORMATS = {".jsonl", ".ndjson", ".json"}
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".bz2": "bz2", ".xz": "xz"}
 SUPPORTED = ".csv, .tsv, .parquet or .jsonl, optionally compressed (.gz, .zst, .bz2, .xz)"
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """A SQL query as a table: ``query`` run on ``url`` (``sqlite:///PATH`` or
+    ``postgresql://USER@HOST:PORT/DATABASE``), read-only, its rows fetched in batches. ``name`` is how
+    messages name it (the command-line option)."""
+
+    query: str
+    url: str
+    name: str = "--events-sql"
+
+
+SQL_BATCH = 100_000
+
+
+def _read_sql(source: SqlSource) -> pd.DataFrame:
+    """The query's rows as strings-first columns, like a file's; errors name the option and row."""
+    url = source.url
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        path = Path(url[len("sqlite:///") :]).expanduser()
+        if not path.is_file():
+            raise InputError(f"--source-db {url}: no such SQLite file")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # read-only: a query cannot change it
+    elif url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        try:
+            conn = psycopg.connect(url, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise InputError(
+                f"--source-db: cannot connect to the PostgreSQL server ({_first_line(exc)})"
+            ) from None
+        conn.read_only = True
+    else:
+        raise InputError("--source-db: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
+    try:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(source.query)
+        except Exception as exc:  # each driver has its own error types
+            raise InputError(f"{source.name}: the query failed ({_first_line(exc)})") from None
+        if cursor.description is None:
+            raise InputError(f"{source.name}: the statement returned no rows (give a SELECT)")
+        columns = [d[0] for d in cursor.description]
+        chunks = []
+        while rows := cursor.fetchmany(SQL_BATCH):
+            chunks.append(pd.DataFrame.from_records(rows, columns=columns))
+    finally:
+        conn.close()
+    frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns)
+    frame[_LOCATION] = np.arange(1, len(frame) + 1)
+    frame.attrs["unit"] = "row"
+    frame.attrs["source"] = source.name
+    return frame
 
 
 def _open_binary(path: Path):
@@ -73,17 +131,19 @@ def _read_all(path: Path) -> bytes:
         raise InputError(f"{path}: cannot read or decompress ({_first_line(exc)})") from None
 
 
-def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
-    """Read a table by its extension; string-typed columns plus a location column for messages.
-    ``sep`` overrides the delimiter of a CSV/TSV file.
+def read_table(path: str | Path | SqlSource, sep: str | None = None) -> pd.DataFrame:
+    """Read a table by its extension (or run a :class:`SqlSource`); string-typed columns plus a
+    location column for messages. ``sep`` overrides the delimiter of a CSV/TSV file.
 
-    ``frame.attrs["unit"]`` is ``"line"`` for text formats and ``"row"`` for Parquet.
+    ``frame.attrs["unit"]`` is ``"line"`` for text formats and ``"row"`` for Parquet and SQL.
     """
+    if isinstance(path, SqlSource):
+        return _read_sql(path)
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a file ({SUPPORTED})")
+        return _read_parquet_directory(path)
     suffixes = [x.lower() for x in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] in COMPRESSIONS
     suffix = (suffixes[-2] if len(suffixes) > 1 else "") if compressed else path.suffix.lower()
@@ -205,6 +265,39 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _read_parquet_directory(path: Path) -> pd.DataFrame:
+    """A directory of Parquet files as one table, as Spark, Flink or a warehouse export writes it:
+    every ``*.parquet`` below it in path order, Hive-style ``key=value`` folders as columns, files and
+    folders starting with ``_`` or ``.`` (``_SUCCESS``, ``.crc``) left out. Messages name the file and
+    its row."""
+    import pyarrow.dataset as ds
+
+    files = sorted(
+        str(f)
+        for f in path.rglob("*.parquet")
+        if not any(part.startswith(("_", ".")) for part in f.relative_to(path).parts)
+    )
+    if not files:
+        raise InputError(
+            f"{path}: a directory with no .parquet files (give a file: {SUPPORTED}; or a Parquet directory)"
+        )
+    try:
+        dataset = ds.dataset(
+            files, format="parquet", partitioning=ds.partitioning(flavor="hive"), partition_base_dir=str(path)
+        )
+        counts = [fragment.count_rows() for fragment in dataset.get_fragments()]
+        frame = dataset.to_table().to_pandas()
+    except Exception as exc:  # pyarrow raises several types for corrupt or mismatched files
+        raise InputError(f"{path}: not a readable Parquet directory ({_first_line(exc)})") from None
+    # Row r of the whole table is row r - start + 1 of the file that starts at ``start``.
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    frame[_LOCATION] = np.arange(1, len(frame) + 1)
+    frame.attrs["unit"] = "row"
+    frame.attrs["parts"] = (files, starts.tolist())
+    frame.attrs["source"] = str(path)
+    return frame
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -212,8 +305,13 @@ def _first_line(exc: BaseException) -> str:
 
 def _locate(frame: pd.DataFrame, position: int, column: str | None) -> str:
     unit = frame.attrs.get("unit", "row")
-    place = f"{unit} {int(frame[_LOCATION].iloc[position])}"
-    text = where(frame.attrs.get("source", "input"), None, None) + ", " + place
+    number, source = int(frame[_LOCATION].iloc[position]), frame.attrs.get("source", "input")
+    if "parts" in frame.attrs:  # a Parquet directory: the file the row came from, and its row there
+        files, starts = frame.attrs["parts"]
+        part = int(np.searchsorted(starts, number - 1, side="right")) - 1
+        source, number = files[part], number - starts[part]
+    place = f"{unit} {number}"
+    text = where(source, None, None) + ", " + place
     return text + (f", column '{column}'" if column else "")
 
 
@@ -289,7 +387,7 @@ def _ids(values: pd.Series) -> pd.Series:
     return values.map(fix)
 
 
-def read_events(path: str | Path, columns: ColumnMap | None = None) -> pd.DataFrame:
+def read_events(path: str | Path | SqlSource, columns: ColumnMap | None = None) -> pd.DataFrame:
     """Events in canonical columns from a file; validation errors name file, line and column."""
     columns = columns or ColumnMap()
     frame = read_table(path, columns.sep)
@@ -422,8 +520,8 @@ def attach_text(
 
 
 def load_dataset(
-    events: str | Path,
-    items: str | Path | None = None,
+    events: str | Path | SqlSource,
+    items: str | Path | SqlSource | None = None,
     users: str | Path | None = None,
     columns: ColumnMap | None = None,
     filters: Filters | None = None,
@@ -450,7 +548,12 @@ def load_dataset(
         notes=notes,
     )
     return Dataset.from_frames(
-        event_frame, item_frame, user_frame, name=_stem(Path(events)), report=report, filters=filters
+        event_frame,
+        item_frame,
+        user_frame,
+        name="sql" if isinstance(events, SqlSource) else _stem(Path(events)),
+        report=report,
+        filters=filters,
     )
 
 

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from penchant.errors import InputError
-from penchant.models.base import ModelConfig, Recommendation, Recommender
+from penchant.models.base import ModelConfig, Recommendation, Recommender, model_directory
 from penchant.models.ease import EASE, EASEConfig
 from penchant.models.popularity import Popularity, PopularityConfig
 from penchant.models.sequential import InterestTransformer
@@ -22,7 +22,7 @@ def model_class(name: str) -> type[Recommender]:
 
 def load_model(directory: str | Path) -> Recommender:
     """Load any saved model, whichever class wrote it."""
-    meta_path = Path(directory) / "model.json"
+    meta_path = model_directory(directory) / "model.json"
     if not meta_path.exists():
         raise InputError(f"{directory}: no saved model here (model.json missing)")
     return model_class(json.loads(meta_path.read_text())["model"]).load(directory)

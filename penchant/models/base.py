@@ -21,6 +21,7 @@ import pandas as pd
 
 from penchant.data.dataset import Dataset, History, IdMap, items_to_indices
 from penchant.errors import InputError
+from penchant.models.saving import run_meta
 from penchant.models.topk import PAD, topk_indices
 
 # A validation callback: given the model being trained, return the score to maximise (e.g. NDCG@10).
@@ -164,6 +165,7 @@ class Recommender(ABC):
         self.popularity = np.bincount(train_events["item"].to_numpy(), minlength=dataset.n_items).astype(
             np.float64
         )
+        self.trained_on = dataset  # what :meth:`save` writes beside the model (kept in memory only)
         self.histories = {}
         self.observe(dataset, train_events)
         self.repeat_share = repeat_share(self.histories.values())
@@ -187,6 +189,11 @@ class Recommender(ABC):
         """Replace the known histories of the users in ``events`` with those events (time-ordered)."""
         for user, history in dataset.histories(events).items():
             self.histories[dataset.user_map.ids[user]] = history
+
+    def forget_user(self, user_id: str) -> bool:
+        """Drop what the model keeps about one user besides its trained weights: their history (a
+        sequential model also their events' text vectors). Returns whether the model knew them."""
+        return self.histories.pop(user_id, None) is not None
 
     def to(self, device: str = "auto") -> Self:
         """Place the model on a device; models without a network run on the CPU and ignore it."""
@@ -351,6 +358,22 @@ class Recommender(ABC):
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> None:
+        """Write a run directory that every command opens (``penchant recommend --run DIR``, ``profile``,
+        ``serve``): ``run.json``, the data the model was fitted on (``data/``) and the model
+        (``model/``). It records no held-out split, so ``penchant evaluate`` asks for a run from
+        ``penchant train`` or :func:`penchant.runs.train_run` instead. A model loaded from disk, whose
+        data is not at hand, writes the model alone (:meth:`save_model`)."""
+        dataset = getattr(self, "trained_on", None)
+        if dataset is None:
+            self.save_model(directory)
+            return
+        directory = Path(directory)
+        self.save_model(directory / "model")
+        dataset.save(directory / "data")
+        meta = run_meta(dataset, self, {"saved_by": "model.save"}, protocol=None, split_notes=[])
+        (directory / "run.json").write_text(json.dumps(meta, indent=2))
+
+    def save_model(self, directory: str | Path) -> None:
         """Write config, catalogue, known histories and parameters to a directory."""
         self._require_fitted()
         directory = Path(directory)
@@ -382,7 +405,8 @@ class Recommender(ABC):
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        directory = Path(directory)
+        """Load a model written by :meth:`save_model`, or the model of a run directory."""
+        directory = model_directory(directory)
         meta = json.loads((directory / "model.json").read_text())
         if meta["model"] != cls.name:
             raise InputError(f"{directory}: holds a '{meta['model']}' model, not '{cls.name}'")
@@ -416,3 +440,12 @@ class Recommender(ABC):
     def n_items(self) -> int:
         self._require_fitted()
         return len(self.item_map)
+
+
+def model_directory(directory: str | Path) -> Path:
+    """Where a model's files are: ``directory`` itself, or its ``model/`` when it is a run."""
+    directory = Path(directory)
+    inner = directory / "model"
+    if not (directory / "model.json").exists() and (inner / "model.json").exists():
+        return inner
+    return directory

@@ -287,6 +287,17 @@ class InterestTransformer(Recommender):
         for offset, (key, _) in enumerate(new):
             self.event_index[key] = start + offset
 
+    def forget_user(self, user_id: str) -> bool:
+        known = super().forget_user(user_id)
+        gone = [key for key in self.event_index if key[0] == user_id]
+        for key in gone:
+            del self.event_index[key]
+        if gone:  # keep only the rows still indexed, renumbered (row 0 is padding)
+            kept = sorted(self.event_index.items(), key=lambda kv: kv[1])
+            self.event_vectors = self.event_vectors[np.array([0] + [row for _, row in kept], dtype=np.int64)]
+            self.event_index = {key: n + 1 for n, (key, _) in enumerate(kept)}
+        return known or bool(gone)
+
     def observe(self, dataset: Dataset, events: pd.DataFrame) -> None:
         super().observe(dataset, events)
         net = getattr(self, "net", None)
@@ -369,7 +380,9 @@ class InterestTransformer(Recommender):
                 users=np.array([k[0] for k, _ in keys], dtype=str),
                 items=np.array([k[1] for k, _ in keys], dtype=np.int64),
                 times=np.array([k[2] for k, _ in keys], dtype=np.float64),
-                vectors=self.event_vectors,
+                # Only the indexed rows, in key order (a row whose key a later text of the same
+                # user, item and time took over is left out), so the loader's row n + 1 is key n's.
+                vectors=self.event_vectors[np.array([0] + [row for _, row in keys], dtype=np.int64)],
             )
 
     def _load_state(self, directory: Path) -> None:

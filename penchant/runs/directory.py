@@ -9,21 +9,22 @@ so the test users' targets are exactly the ones held out during training.
 from __future__ import annotations
 
 import json
-import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from penchant import __version__
 from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol, Split, split
 from penchant.errors import InputError
 from penchant.interests.taxonomy import Taxonomy
 from penchant.models import Recommender, load_model
+from penchant.models.saving import run_meta
+from penchant.text.cache import EmbeddingCache
+
+ERASED_FILE = "erased.json"  # how many users were erased from the run since it was trained
 
 
 @dataclass
@@ -34,7 +35,19 @@ class Run:
     protocol: Protocol
     meta: dict
 
+    def erased_in_weights(self) -> int:
+        """How many users :func:`erase_user` removed from this run since it was trained: the trained
+        weights still reflect them until the model is trained again."""
+        path = self.directory / ERASED_FILE
+        return int(json.loads(path.read_text())["erased_users"]) if path.exists() else 0
+
     def split(self) -> Split:
+        """The held-out split the model was trained under (evaluation needs it)."""
+        if self.meta.get("source", {}).get("saved_by") == "model.save":
+            raise InputError(
+                f"{self.directory}: saved by model.save, which records no held-out split, so it cannot "
+                "be evaluated; train a run to evaluate with penchant train or penchant.runs.train_run"
+            )
         return split(self.dataset, self.protocol)
 
     def taxonomy(self, n_topics: int | None = None) -> Taxonomy:
@@ -55,24 +68,12 @@ def save_run(
 ) -> Run:
     """Write a trained model, its data and what was done into a run directory."""
     directory = Path(directory)
-    meta = {
-        "penchant_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": model.name,
-        "config": model.config.to_dict(),
-        "source": source or {"dataset": dataset.name},
-        "protocol": parts.protocol.to_dict(),
-        "split_notes": parts.notes,
-        "dataset": dataset.summary(),
-        "cleaning": dataset.report.lines(),
-        "fit": asdict(model.fit_stats),
-        "seen_items": model.seen_items_decision(),
-        "machine": machine(),
-        **(extra or {}),
-    }
+    meta = run_meta(
+        dataset, model, source, protocol=parts.protocol.to_dict(), split_notes=parts.notes, **(extra or {})
+    )
     directory.mkdir(parents=True, exist_ok=True)
     dataset.save(directory / "data")
-    model.save(directory / "model")
+    model.save_model(directory / "model")
     (directory / "run.json").write_text(json.dumps(meta, indent=2))
     return Run(directory, dataset, model, parts.protocol, meta)
 
@@ -84,8 +85,9 @@ def load_run(directory: str | Path, device: str = "auto") -> Run:
     if not meta_path.exists():
         if (directory / "model.json").exists():
             raise InputError(
-                f"{directory}: a model saved by model.save, not a run directory (run.json missing); the "
-                "CLI opens runs: train and save one with penchant.runs.train_run(dataset, model, directory)"
+                f"{directory}: a model saved without its data (run.json missing): model.save writes a run "
+                "only for a model fitted in that process; or use penchant.runs.train_run(dataset, model, "
+                "directory)"
             )
         raise InputError(
             f"{directory}: not a penchant run directory (run.json missing); create one with penchant train"
@@ -93,22 +95,41 @@ def load_run(directory: str | Path, device: str = "auto") -> Run:
     meta = json.loads(meta_path.read_text())
     dataset = Dataset.load(directory / "data", name=meta["dataset"]["name"])
     model = load_model(directory / "model").to(device)
-    return Run(directory, dataset, model, Protocol(**meta["protocol"]), meta)
+    protocol = Protocol(**meta["protocol"]) if meta.get("protocol") else Protocol()  # None: model.save
+    return Run(directory, dataset, model, protocol, meta)
 
 
-def machine() -> dict:
-    """What the numbers were measured on."""
-    import os
+def erase_user(run: Run, user_id: str) -> int:
+    """Remove one user from a run directory and from the loaded run: their events, with any review
+    or query text, from ``data/``; their history and their events' text vectors from ``model/``; and
+    those texts' vectors from the embedding cache. Returns how many events were removed.
 
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
+    The trained weights stay as they are: what the user's events taught the model leaves it only
+    when the model is trained again (``penchant train``) on data without them."""
+    events = run.dataset.events
+    mine = (events["user_id"] == user_id).to_numpy()
+    texts = events.loc[mine, "text"].dropna().astype(str).tolist() if "text" in events else []
+    known = run.model.forget_user(user_id)
+    if not mine.any() and not known:
+        return 0
+    run.dataset = Dataset(
+        events=events.loc[~mine].drop(columns=["user", "item"]).reset_index(drop=True),
+        items=run.dataset.items,
+        users=run.dataset.users.drop(index=user_id, errors="ignore"),
+        name=run.dataset.name,
+        report=run.dataset.report,
+    )
+    run.dataset.save(run.directory / "data")
+    run.model.save_model(run.directory / "model")
+    if mine.any():  # counted beside run.json, not in it: run.json's hash names the run in the store
+        (run.directory / ERASED_FILE).write_text(json.dumps({"erased_users": run.erased_in_weights() + 1}))
+    if texts:
+        cache = EmbeddingCache()
+        try:
+            cache.delete(texts)
+        finally:
+            cache.close()
+    return int(mine.sum())
 
 
 def add_items_to_run(run: Run, items: pd.DataFrame, source: str | None = None) -> list[str]:
@@ -133,7 +154,7 @@ def add_items_to_run(run: Run, items: pd.DataFrame, source: str | None = None) -
         report=run.dataset.report,
     )
     dataset.save(run.directory / "data")
-    run.model.save(run.directory / "model")
+    run.model.save_model(run.directory / "model")
     run.dataset = dataset
     run.meta["dataset"] = dataset.summary()
     run.meta.setdefault("items_added", []).append(

@@ -65,6 +65,9 @@ class Answers:
             return cached
         # The version is read before the history: an event committed in between makes the entry look
         # older than it is (one needless recompute), never newer (a stale read).
+        if version == (0, 0) and user_id in loaded.run.model.histories and self.store.erased(user_id):
+            # Erased through another replica: it rewrote the run directory; this copy forgets too.
+            self.models.forget_erased(user_id)
         history = self.history(user_id, loaded)
         fresh = UserState(version, history, loaded.retriever.user_state(history))
         loaded.users.put(user_id, fresh)

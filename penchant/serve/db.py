@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from penchant.errors import InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each migration takes the schema from version i to i + 1; never edit one that has shipped, add another.
 MIGRATIONS: list[list[str]] = [
@@ -65,6 +65,12 @@ MIGRATIONS: list[list[str]] = [
         # Keys that expire and keys that are revoked (kept, so that `keys list` still shows them).
         "ALTER TABLE api_keys ADD COLUMN expires_at DOUBLE PRECISION",
         "ALTER TABLE api_keys ADD COLUMN revoked_at DOUBLE PRECISION",
+    ],
+    [
+        # When each key was last verified (to within the service's key cache, 30 s).
+        "ALTER TABLE api_keys ADD COLUMN last_used_at DOUBLE PRECISION",
+        # Random values made once per store: the key of the erasure records' HMAC.
+        "CREATE TABLE store_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

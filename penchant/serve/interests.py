@@ -74,6 +74,13 @@ class RunInterests:
         policies = {PolicyName(name): policy for name, policy in built.items()}
         return cls(taxonomy, policies, threading.Lock())
 
+    def forget(self, user_id: str) -> None:
+        """Drop an erased user's bandit posteriors."""
+        bandit: Bandit = self.policies[PolicyName.bandit]  # type: ignore[assignment]
+        with self._bandit_lock:
+            bandit.state.alpha.pop(user_id, None)
+            bandit.state.beta.pop(user_id, None)
+
     def with_items(self, model: Recommender, categories: list[list[str] | None]) -> RunInterests:
         """These interests for ``model``, whose catalogue grew by items with these categories (appended
         in order; categories the taxonomy does not have are left out, so an item may have none). The

@@ -74,13 +74,18 @@ def check_key(db: Database, key: str) -> Scope | None:
     salt, stored, scope, expires, revoked = row
     if revoked is not None or (expires is not None and expires <= time.time()):
         return None
-    return Scope(scope) if hmac.compare_digest(_hash(salt, parts[2]), stored) else None
+    if not hmac.compare_digest(_hash(salt, parts[2]), stored):
+        return None
+    with db.transaction() as tx:  # once per key per KeyCache.ttl in each process, not per request
+        tx.execute("UPDATE api_keys SET last_used_at = ? WHERE key_id = ?", (time.time(), parts[1]))
+    return Scope(scope)
 
 
 def list_keys(db: Database) -> list[dict]:
-    """Every key's ID, scope, name and dates (never its hash), oldest first."""
+    """Every key's ID, scope, name and dates, last use included (never its hash), oldest first."""
     rows = db.fetchall(
-        "SELECT key_id, scope, name, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at"
+        "SELECT key_id, scope, name, created_at, expires_at, revoked_at, last_used_at FROM api_keys "
+        "ORDER BY created_at"
     )
     now = time.time()
     return [
@@ -91,9 +96,10 @@ def list_keys(db: Database) -> list[dict]:
             "created_at": created,
             "expires_at": expires,
             "revoked_at": revoked,
+            "last_used_at": used,
             "active": revoked is None and (expires is None or expires > now),
         }
-        for key_id, scope, name, created, expires, revoked in rows
+        for key_id, scope, name, created, expires, revoked, used in rows
     ]
 
 

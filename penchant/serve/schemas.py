@@ -272,6 +272,11 @@ class Health(BaseModel):
     run: str | None = None
     items: int | None = None
     retrieval: str | None = None
+    erased_users_in_weights: int | None = Field(
+        None,
+        description="users erased from this run since it was trained: their data is gone from the run "
+        "and the store, but the trained weights still reflect it until the next penchant train",
+    )
 
 
 class Readiness(BaseModel):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -28,6 +30,7 @@ class Services:
     metrics: Metrics
     torch_threads_before: int = 0
     keys: KeyCache = field(default_factory=KeyCache)
+    retention: Retention | None = None
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -48,6 +51,8 @@ class Services:
             torch.set_num_threads(threads_before)
             raise
         services._loaded(services.models.current)
+        if settings.retain_days is not None:
+            services.retention = Retention(store, settings.retain_days)
         if settings.auth_required and count_keys(db) == 0:
             log.warning(
                 "no API keys in %s yet: every request but /health will get 401; create one with "
@@ -78,5 +83,36 @@ class Services:
         self.metrics.catalogue_items.set(loaded.run.model.n_items)
 
     def close(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
         self.db.close()
         torch.set_num_threads(self.torch_threads_before)  # leave the process as it was (tests run many apps)
+
+
+class Retention:
+    """Deletes events older than ``days`` from the store now and then every ``every`` seconds, in a
+    thread of its own (the event store's one-line log says how many)."""
+
+    def __init__(self, store: EventStore, days: float, every: float = 3600.0):
+        self.store, self.days, self.every = store, days, every
+        self._stop = threading.Event()
+        self.sweep()
+        self._thread = threading.Thread(target=self._run, name="penchant-retention", daemon=True)
+        self._thread.start()
+
+    def sweep(self) -> int:
+        deleted = self.store.delete_older_than(time.time() - self.days * 86_400)
+        if deleted:
+            log.info("retention: deleted %d events older than %g days", deleted, self.days)
+        return deleted
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.sweep()
+            except Exception:  # the next sweep tries again; the service goes on
+                log.exception("retention sweep failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

@@ -31,6 +31,9 @@ class Settings:
     # A user with no usable stored events: "popular" (the most popular items, marked fallback) or
     # "404" (an error naming the user), as penchant recommend --unknown-user does.
     unknown_users: str = "popular"
+    # Data minimisation: events whose time is older than this many days are deleted from the store,
+    # at start and every hour (None: kept until erased).
+    retain_days: float | None = None
 
     def __post_init__(self) -> None:
         if self.open_access and not is_loopback(self.host):
@@ -38,6 +41,8 @@ class Settings:
                 f"--open serves without API keys, so it only binds a loopback address (127.0.0.1, ::1, "
                 f"localhost); refusing --host {self.host}"
             )
+        if self.retain_days is not None and not self.retain_days > 0:
+            raise InputError(f"--retain-days must be > 0, got {self.retain_days}")
         if self.unknown_users not in ("popular", "404"):
             raise InputError(f"--unknown-users must be popular or 404, got '{self.unknown_users}'")
         for name in (

@@ -31,7 +31,7 @@ import pandas as pd
 
 from penchant.data.dataset import History
 from penchant.errors import InputError
-from penchant.runs import Run, load_run
+from penchant.runs import Run, erase_user, load_run
 from penchant.serve.interests import RunInterests
 from penchant.serve.retrieval import Retriever, build_retriever
 from penchant.serve.settings import Settings
@@ -194,6 +194,29 @@ class ModelHolder:
                 return False
             self.current = extended
             return True
+
+    def erase_user(self, user_id: str) -> int:
+        """Remove an erased user from the served run: its directory (data, model history, event
+        text) and this process's copy, and their bandit posteriors; returns how many of the run's
+        events were theirs. Another replica drops its copy at its next reload, which reads the
+        rewritten directory."""
+        with self._reload_lock:
+            removed = erase_user(self.current.run, user_id)
+            self._forget(user_id)
+            return removed
+
+    def forget_erased(self, user_id: str) -> None:
+        """Drop, in this process only, a user another replica erased (the run directory is already
+        rewritten): their history in the loaded model, their cached state and bandit posteriors."""
+        with self._reload_lock:
+            self.current.run.model.forget_user(user_id)
+            self._forget(user_id)
+
+    def _forget(self, user_id: str) -> None:
+        loaded = self.current
+        loaded.users.discard(user_id)
+        if loaded.interests is not None:
+            loaded.interests.forget(user_id)
 
     def reload(self) -> LoadedRun:
         """Load the run directory again (a newer run written there) and swap it in; requests already

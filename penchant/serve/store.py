@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import math
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +65,27 @@ class UnknownItems(InputError):
 class EventStore:
     def __init__(self, db: Database):
         self.db = db
+        self._secret: bytes | None = None
+
+    def erasure_key(self, user_id: str) -> str:
+        """What the erasures table keeps of an erased user: an HMAC-SHA-256 of the ID keyed by a
+        random secret of this store, enough to recognise the user's events in a run file. Without
+        that store's secret a list of candidate IDs cannot be matched against the records, and the
+        records of two stores cannot be linked."""
+        if self._secret is None:
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO store_secrets (name, value) VALUES ('erasure', ?) ON CONFLICT (name) DO NOTHING",
+                    (secrets.token_hex(32),),
+                )
+                value = tx.execute("SELECT value FROM store_secrets WHERE name = 'erasure'").fetchone()[0]
+            self._secret = bytes.fromhex(value)
+        return "hmac:" + hmac.new(self._secret, str(user_id).encode(), hashlib.sha256).hexdigest()
+
+    def _erasure_forms(self, user_id: str) -> tuple[str, str, str]:
+        """Every form an erasure record of the user may have: keyed (now), SHA-256 and the plain ID
+        (stores from before schema 3 and before hashing)."""
+        return self.erasure_key(user_id), legacy_erasure_key(user_id), str(user_id)
 
     # ------------------------------------------------------------------ events
     def add_events(self, events: Sequence[Event]) -> int:
@@ -149,15 +172,30 @@ class EventStore:
     def erase_user(self, user_id: str) -> int:
         """Delete the user's events and remember the erasure (by a hash of the ID, not the ID), so
         that importing a run's data never brings them back; returns how many events were deleted."""
+        key = self.erasure_key(user_id)  # before the transaction: the first call writes the secret
         with self.db.transaction() as tx:
             deleted = tx.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
             tx.execute(
                 "INSERT INTO erasures (user_id, erased_at) VALUES (?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET erased_at = excluded.erased_at",
-                (erasure_key(user_id), time.time()),
+                (key, time.time()),
             )
         self.db.scrub()
         return deleted
+
+    def delete_older_than(self, cutoff: float) -> int:
+        """Delete the events whose time is before ``cutoff`` (Unix seconds), overwriting them on
+        SQLite as an erasure does; returns how many were deleted."""
+        with self.db.transaction() as tx:
+            deleted = tx.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
+        if deleted:
+            self.db.scrub()
+        return deleted
+
+    def erased(self, user_id: str) -> bool:
+        """Whether the user was ever erased (events posted after an erasure are kept)."""
+        forms = self._erasure_forms(user_id)
+        return self.db.fetchone("SELECT 1 FROM erasures WHERE user_id IN (?, ?, ?)", forms) is not None
 
     # ------------------------------------------------------------------ items
     def put_item(self, item: Item) -> bool:
@@ -215,8 +253,8 @@ class EventStore:
         frame = events
         if erased:
             users = pd.Series(pd.unique(events["user_id"]))
-            # Stores from before hashing hold the plain ID; both forms are honoured.
-            gone = users[users.map(erasure_key).isin(erased) | users.isin(erased)]
+            # Records from before the keyed hash (SHA-256) and before hashing (the ID) are honoured.
+            gone = users[users.map(lambda u: not erased.isdisjoint(self._erasure_forms(u)))]
             frame = events[~events["user_id"].isin(gone)]
 
         def event_rows(start: int) -> list[tuple]:
@@ -267,9 +305,8 @@ USERS_WITH_PREFIX = (
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def erasure_key(user_id: str) -> str:
-    """What the erasures table keeps of an erased user: a SHA-256 of the ID, enough to recognise the
-    user's events in a run file, without the ID itself."""
+def legacy_erasure_key(user_id: str) -> str:
+    """The erasure records of stores before schema 3: an unkeyed SHA-256 of the ID."""
     return "sha256:" + hashlib.sha256(str(user_id).encode()).hexdigest()
 
 

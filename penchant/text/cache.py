@@ -63,6 +63,22 @@ class EmbeddingCache:
         )
         self._db.commit()
 
+    def delete(self, texts: Sequence[str]) -> int:
+        """Forget the vectors of ``texts`` under every encoder (an erased user's reviews), overwriting
+        the freed pages and emptying the write-ahead log; returns how many vectors were deleted."""
+        keys = list(dict.fromkeys(text_key(t) for t in texts))
+        deleted = 0
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            deleted += self._db.execute(f"DELETE FROM embeddings WHERE sha IN ({marks})", chunk).rowcount
+        self._db.commit()
+        if deleted:
+            self._db.execute("PRAGMA secure_delete = ON")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
+
     def count(self, encoder: str | None = None) -> int:
         if encoder is None:
             return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])

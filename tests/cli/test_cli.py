@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.clitools import assert_one_line_error, penchant
+from tests.clitools import assert_one_line_error, files_naming, penchant
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +310,195 @@ def test_an_unexpected_failure_is_one_line_asking_for_a_report(own_run, tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: internal error in 'penchant recommend'")
     assert "please report it" in lines[0]
+
+
+def test_forget_erases_a_user_from_the_run_and_its_event_store(own_run, tmp_path):
+    from penchant.runs import load_run
+    from penchant.serve.db import Database
+    from penchant.serve.settings import default_db_url
+    from penchant.serve.store import EventStore
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(own_run, run_dir)  # forget rewrites the run: not the shared one
+    user = "u001"
+
+    assert files_naming(run_dir, user)  # data/events.parquet and model/histories.parquet
+    done = penchant("forget", "--run", str(run_dir), "--user", user)
+    assert done.returncode == 0, done.stderr
+    assert f"forgot user {user}:" in done.stderr and "no event store found" in done.stderr
+    assert files_naming(run_dir, user) == [] and user not in load_run(run_dir).model.histories
+
+    # With the run's event store (as penchant serve made it), the stored events go too, for good.
+    run = load_run(run_dir)
+    db = Database(default_db_url(run_dir), pool_size=1)
+    db.migrate()
+    EventStore(db).import_run("k1", str(run_dir), run.dataset.events, run.dataset.items)
+    other = "u002"
+    stored = EventStore(db).history_version(other)[0]
+    assert stored > 0
+    done = penchant("forget", "--run", str(run_dir), "--user", other)
+    assert done.returncode == 0, done.stderr
+    assert f"{stored} from the event store" in done.stderr
+    assert EventStore(db).history_version(other)[0] == 0
+    db.close()
+    assert_one_line_error(penchant("forget", "--run", str(tmp_path / "nowhere"), "--user", user), "nowhere")
+
+
+# Every command fed bad settings and inputs: each is exit status 2 and one line naming what is wrong.
+# {run}: a trained run; {events}/{items}: its files; {tmp}: an empty folder. In-process (no start-up
+# cost per row); test_bad_config_values_are_one_line and the rest above run the real executable.
+BAD = [
+    # train
+    (["train", "--out", "{tmp}/r"], "--data --events"),
+    (["train", "--data", "ml-1m", "--out", "{tmp}/r"], "ml-1m"),
+    (["train", "--events", "{tmp}/missing.csv", "--out", "{tmp}/r"], "missing.csv"),
+    (["train", "--events", "{events}", "--out", "{tmp}/r"], "user"),
+    (["train", "--events", "{events}", *OWN[:4], "--time-col", "when", "--out", "{tmp}/r"], "when"),
+    (["train", "--events", "{events}", *OWN[:6], "--config", "not json", "--out", "{tmp}/r"], "--config"),
+    (["train", "--events", "{events}", *OWN[:6], "--config", '{"bogus": 1}', "--out", "{tmp}/r"], "bogus"),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--config", '{"max_epochs": "20"}', "--out", "{tmp}/r"],
+        "max_epochs",
+    ),
+    (["train", "--events", "{events}", *OWN[:6], "--config", '{"heads": 3}', "--out", "{tmp}/r"], "heads"),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--config", '{"batch_size": 0}', "--out", "{tmp}/r"],
+        "batch_size",
+    ),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--config", '{"dropout": 2}', "--out", "{tmp}/r"],
+        "dropout",
+    ),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--config", '{"negatives": 0}', "--out", "{tmp}/r"],
+        "negatives",
+    ),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--config", '{"loss": "hinge"}', "--out", "{tmp}/r"],
+        "loss",
+    ),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--config", '{"patience_steps": -1}', "--out", "{tmp}/r"],
+        "patience_steps",
+    ),
+    (
+        [
+            "train",
+            "--events",
+            "{events}",
+            *OWN[:6],
+            "--config",
+            '{"popular_negatives": 1.5}',
+            "--out",
+            "{tmp}/r",
+        ],
+        "popular_negatives",
+    ),
+    (["train", "--events", "{events}", *OWN[:6], "--model", "bpr", "--out", "{tmp}/r"], "bpr"),
+    (["train", "--events", "{events}", *OWN[:6], "--protocol", "random", "--out", "{tmp}/r"], "random"),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--min-user-events", "-3", "--out", "{tmp}/r"],
+        "min-user-events",
+    ),
+    (["train", "--events", "{events}", *OWN[:6], "--positive", "value>>3", "--out", "{tmp}/r"], "--positive"),
+    (["train", "--events", "{events}", *OWN[:6], "--sep", ";;", "--out", "{tmp}/r"], "--sep"),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--items", "{tmp}/none.jsonl", "--out", "{tmp}/r"],
+        "none.jsonl",
+    ),
+    (["train", "--events", "{events}", *OWN[:6], "--device", "cuda:7", "--out", "{tmp}/r"], "cuda:7"),
+    (["train", "--events-sql", "SELECT 1", "--out", "{tmp}/r"], "--source-db"),
+    (
+        ["train", "--events-sql", "SELECT 1", "--source-db", "sqlite:///{tmp}/none.db", "--out", "{tmp}/r"],
+        "none.db",
+    ),
+    (
+        ["train", "--events", "{events}", *OWN[:6], "--source-db", "sqlite:///x.db", "--out", "{tmp}/r"],
+        "--events-sql",
+    ),
+    # evaluate
+    (["evaluate", "--run", "{tmp}/nowhere"], "nowhere"),
+    (["evaluate", "--run", "{tmp}"], "not a penchant run"),
+    (["evaluate", "--run", "{run}", "--protocol", "cold-start"], "cold-start"),
+    (["evaluate", "--run", "{run}", "--policy", "greedy", "--explore", "0.5"], "greedy"),
+    (["evaluate", "--run", "{run}", "--policy", "diversity", "--explore", "2"], "explore"),
+    # recommend
+    (["recommend", "--run", "{run}", "--user", "u000", "--exclude-seen", "--include-seen"], "not allowed"),
+    (["recommend", "--run", "{run}", "--user", "u000", "-k", "0"], "at least 1"),
+    (["recommend", "--run", "{run}", "--user", "u000", "-k", "ten"], "-k"),
+    (
+        ["recommend", "--run", "{run}", "--user", "u000", "--policy", "diversity", "--explore", "1.5"],
+        "explore",
+    ),
+    (["recommend", "--run", "{run}", "--user", "u000", "--policy", "greedy", "--explore", "0.5"], "greedy"),
+    (["recommend", "--run", "{tmp}/nowhere", "--user", "u000"], "nowhere"),
+    (["recommend", "--run", "{run}", "--user", "u000", "--device", "tpu"], "tpu"),
+    # profile
+    (["profile", "--run", "{run}", "--user", "nobody"], "nobody"),
+    (["profile", "--run", "{tmp}/nowhere", "--user", "u000"], "nowhere"),
+    # explain
+    (["explain", "--run", "{run}", "--user", "u000", "--item", "no-such-item"], "no-such-item"),
+    (["explain", "--run", "{run}", "--user", "nobody", "--item", "m01"], "nobody"),
+    (["explain", "--run", "{run}", "--user", "u000", "--item", "m01", "--top", "0"], "at least 1"),
+    # serve (each refused before a server starts)
+    (["serve", "--run", "{tmp}/nowhere"], "nowhere"),
+    (["serve", "--run", "{run}", "--port", "0"], "--port"),
+    (["serve", "--run", "{run}", "--db", "mysql://db/x"], "--db"),
+    (["serve", "--run", "{run}", "--ann-threshold", "many"], "--ann-threshold"),
+    (["serve", "--run", "{run}", "--unknown-users", "ignore"], "--unknown-users"),
+    # keys and forget
+    (["keys", "create", "--scope", "read"], "--db"),
+    (["keys", "create", "--run", "{run}", "--scope", "root"], "root"),
+    (["keys", "create", "--run", "{run}", "--scope", "read", "--expires-in-days", "0"], "expires-in-days"),
+    (["keys", "revoke", "--run", "{run}", "0123456789ab"], "0123456789ab"),
+    (["keys", "list"], "--db"),
+    (["forget", "--run", "{tmp}/nowhere", "--user", "u000"], "nowhere"),
+]
+
+
+def test_every_command_answers_bad_input_in_one_line(own_files, own_run, tmp_path, capsys):
+    from penchant.cli.main import main
+
+    assert len(BAD) >= 40
+    commands = {row[0][0] for row in BAD}
+    assert {"train", "evaluate", "recommend", "profile", "explain", "serve", "keys"} <= commands
+    places = {"{run}": str(own_run), "{events}": str(own_files["events"]), "{tmp}": str(tmp_path)}
+    failures = []
+    for argv, fragment in BAD:
+        argv = [_place(a, places) for a in argv]
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        err = capsys.readouterr().err.strip().splitlines()
+        ok = code == 2 and len(err) == 1 and err[0].startswith("error: ") and fragment in err[0]
+        if not ok:
+            failures.append(f"{' '.join(argv[:3])} ... -> {code}: {err}")
+    assert failures == []
+
+
+def _place(arg: str, places: dict[str, str]) -> str:
+    for key, value in places.items():
+        arg = arg.replace(key, value)
+    return arg
+
+
+def test_train_from_a_sql_query(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "shop.sqlite3") as db:
+        db.execute("CREATE TABLE clicks (visitor TEXT, sku TEXT, ts REAL)")
+        rows = [
+            (f"v{u}", f"s{(u + s) % 12}", 1_600_000_000 + 60 * (u * 20 + s))
+            for u in range(30)
+            for s in range(8)
+        ]
+        db.executemany("INSERT INTO clicks VALUES (?, ?, ?)", rows)
+    query = "SELECT visitor, sku, ts FROM clicks"
+    url = f"sqlite:///{tmp_path / 'shop.sqlite3'}"
+    args = ["--events-sql", query, "--source-db", url, *OWN[:6], "--model", "popularity"]
+    result = penchant("train", *args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["source"]["events_sql"] == query and url not in json.dumps(meta)  # a URL may hold a password
+    assert meta["dataset"]["n_events"] == 240 and meta["dataset"]["name"] == "sql"

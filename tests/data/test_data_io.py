@@ -604,3 +604,108 @@ def test_a_tags_file_without_its_text_column_is_named(tmp_path):
     tags.write_text("user_id,item_id,timestamp,label\n1,10,100,x\n")
     with pytest.raises(InputError, match="tags.csv: missing column 'tag'"):
         load_dataset(ratings, text_file=tags, text_col="tag")
+
+
+def test_a_directory_of_parquet_files_is_one_events_source(tmp_path):
+    """As Spark writes it: part files in Hive-style partition folders, a _SUCCESS marker, .crc files."""
+    logs = tmp_path / "logs"
+    frames = {
+        "day=2024-01-01/part-00000.parquet": pd.DataFrame(
+            {"user_id": ["u1", "u2"], "item_id": ["i1", "i2"], "timestamp": [100, 200]}
+        ),
+        "day=2024-01-01/part-00001.parquet": pd.DataFrame(
+            {"user_id": ["u1"], "item_id": ["i3"], "timestamp": [300]}
+        ),
+        "day=2024-01-02/part-00000.parquet": pd.DataFrame(
+            {"user_id": ["u2", "u3"], "item_id": ["i1", "i2"], "timestamp": [400, 500]}
+        ),
+    }
+    for name, frame in frames.items():
+        (logs / name).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(logs / name)
+    (logs / "_SUCCESS").write_text("")
+    (logs / "day=2024-01-01" / ".part-00000.parquet.crc").write_bytes(b"\x00crc")
+    (logs / "_temporary").mkdir()
+    pd.DataFrame({"user_id": ["ghost"], "item_id": ["i9"], "timestamp": [1]}).to_parquet(
+        logs / "_temporary" / "p.parquet"
+    )
+
+    events = read_events(logs)
+    assert sorted(zip(events["user_id"], events["item_id"], strict=True)) == [
+        ("u1", "i1"),
+        ("u1", "i3"),
+        ("u2", "i1"),
+        ("u2", "i2"),
+        ("u3", "i2"),
+    ]
+    assert list(events["timestamp"]) == [100.0, 200.0, 300.0, 400.0, 500.0]
+    assert load_dataset(logs).n_users == 3
+
+
+def test_a_bad_row_in_a_parquet_directory_names_its_file_and_row(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pd.DataFrame(
+        {"user_id": ["u1", "u2"], "item_id": ["i1", "i2"], "when": ["2024-01-02", "2024-01-03"]}
+    ).to_parquet(logs / "part-0.parquet")
+    pd.DataFrame(
+        {"user_id": ["u3", "u4"], "item_id": ["i1", "i2"], "when": ["2024-01-04", "nope"]}
+    ).to_parquet(logs / "part-1.parquet")
+
+    message = _error(read_events, logs, ColumnMap(timestamp="when"))
+
+    assert message.startswith(f"{logs / 'part-1.parquet'}, row 2, column 'when':")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no .parquet files" in _error(read_events, empty)
+
+
+def _events_db(path):
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE clicks (visitor TEXT, sku INTEGER, ts REAL, stars INTEGER)")
+        rows = [
+            (f"u{u}", i, 1_600_000_000 + 60 * (u * 10 + i), 1 + (u + i) % 5)
+            for u in range(5)
+            for i in range(6)
+        ]
+        db.executemany("INSERT INTO clicks VALUES (?, ?, ?, ?)", rows)
+        db.execute("CREATE TABLE catalogue (sku INTEGER, name TEXT)")
+        db.executemany("INSERT INTO catalogue VALUES (?, ?)", [(i, f"thing {i}") for i in range(8)])
+    return f"sqlite:///{path}"
+
+
+def test_a_sql_query_is_an_events_and_items_source(tmp_path):
+    from penchant.data import SqlSource
+
+    url = _events_db(tmp_path / "shop.sqlite3")
+    events = SqlSource(
+        "SELECT visitor AS user_id, sku AS item_id, ts AS timestamp, stars FROM clicks WHERE stars >= 2", url
+    )
+    items = SqlSource("SELECT sku AS item_id, name AS title FROM catalogue", url, "--items-sql")
+    data = load_dataset(events, items, columns=ColumnMap(value="stars"))
+    assert len(data.events) == 24 and data.n_items == 8 and data.n_users == 5
+    assert set(data.events["item_id"]) <= {str(i) for i in range(6)}  # integer IDs become plain strings
+    assert data.items.loc["3", "title"] == "thing 3"
+
+
+def test_a_sql_source_is_read_only_and_its_errors_are_one_line(tmp_path):
+    import sqlite3
+
+    from penchant.data import SqlSource
+
+    url = _events_db(tmp_path / "shop.sqlite3")
+    assert "query failed" in _error(read_events, SqlSource("SELECT * FROM nowhere", url))
+    assert "query failed" in _error(read_events, SqlSource("DELETE FROM clicks", url))  # read-only
+    with sqlite3.connect(tmp_path / "shop.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM clicks").fetchone()[0] == 30
+    bad = SqlSource(
+        "SELECT visitor AS user_id, sku AS item_id, CASE WHEN sku = 4 THEN 'nope' ELSE ts END AS timestamp FROM clicks ORDER BY visitor, sku",
+        url,
+    )
+    assert _error(read_events, bad).startswith("--events-sql, row 5, column 'timestamp':")
+    assert "no such SQLite file" in _error(
+        read_events, SqlSource("SELECT 1", f"sqlite:///{tmp_path}/none.db")
+    )
+    assert "expected sqlite" in _error(read_events, SqlSource("SELECT 1", "mysql://db/x"))

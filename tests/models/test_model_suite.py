@@ -202,11 +202,34 @@ def test_ease_refuses_a_catalogue_whose_matrices_do_not_fit_before_trying(cycle_
     assert EASE().fit(cycle_dataset, progress=False).weights.shape == (20, 20)
 
 
-def test_the_cli_names_a_bare_model_directory_and_the_way_to_a_run(cycle_dataset, tmp_path):
+def test_model_save_writes_a_run_every_command_opens_but_evaluate_refuses(cycle_dataset, tmp_path):
+    from penchant.models import Popularity, load_model
+    from penchant.runs import load_run
+    from tests.clitools import assert_one_line_error, penchant
+
+    model = Popularity().fit(cycle_dataset, progress=False)
+    model.save(tmp_path / "m")
+    user = next(iter(cycle_dataset.user_map.ids))
+    run = load_run(tmp_path / "m")
+    assert run.model.recommend(user, k=5) == model.recommend(user, k=5)
+    assert len(run.dataset.events) == len(cycle_dataset.events)
+    assert load_model(tmp_path / "m").recommend(user, k=5) == model.recommend(user, k=5)
+    shown = penchant("recommend", "--run", str(tmp_path / "m"), "--user", user, "--k", "5", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [r["item_id"] for r in json.loads(shown.stdout)] == [r.item_id for r in model.recommend(user, k=5)]
+    # No held-out split is recorded, so there is nothing honest to evaluate.
+    assert_one_line_error(
+        penchant("evaluate", "--run", str(tmp_path / "m")), "saved by model.save", "train_run"
+    )
+
+
+def test_a_model_loaded_from_disk_saves_alone_and_the_cli_says_why(cycle_dataset, tmp_path):
     from penchant.errors import InputError
-    from penchant.models import Popularity
+    from penchant.models import Popularity, load_model
     from penchant.runs import load_run
 
-    Popularity().fit(cycle_dataset, progress=False).save(tmp_path / "m")
-    with pytest.raises(InputError, match=r"a model saved by model.save, not a run directory.*train_run"):
-        load_run(tmp_path / "m")
+    Popularity().fit(cycle_dataset, progress=False).save(tmp_path / "run")
+    load_model(tmp_path / "run").save(tmp_path / "bare")  # its data is not at hand
+    assert (tmp_path / "bare" / "model.json").exists() and not (tmp_path / "bare" / "run.json").exists()
+    with pytest.raises(InputError, match=r"saved without its data .*train_run"):
+        load_run(tmp_path / "bare")

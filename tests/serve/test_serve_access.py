@@ -79,6 +79,12 @@ def test_keys_expire_are_revoked_and_listed_without_secrets(db_url, monkeypatch)
         ("write", None, True),
     ]
     assert listed[0]["revoked_at"] is not None and listed[1]["expires_at"] is not None
+    # Each verification records the key's use; a key never presented has none.
+    assert listed[0]["last_used_at"] is not None and listed[1]["last_used_at"] is not None
+    unused = create_key(db, Scope.read)
+    assert list_keys(db)[-1]["last_used_at"] is None
+    check_key(db, unused)
+    assert list_keys(db)[-1]["last_used_at"] is not None
     assert not any(lasting.split("_", 2)[2] in str(k) or brief.split("_", 2)[2] in str(k) for k in listed)
     with pytest.raises(InputError, match="--expires-in-days must be > 0"):
         create_key(db, Scope.read, expires_in_days=0)
@@ -134,3 +140,62 @@ def test_open_server_refuses_rebound_hosts_and_cross_site_writes(serve, ease_run
 def test_key_server_has_no_host_guard(serve, ease_run):
     client = serve(ease_run, open_access=False)  # keys stop cross-site requests; any proxy name works
     assert client.get("/health", headers={"host": "recs.example.com"}).status_code == 200
+
+
+# Who may call each route: None = anyone (liveness and readiness, which say nothing else); otherwise
+# the least scope (read < write < admin). Every route in /openapi.json must be in this table.
+ACCESS = {
+    ("GET", "/health"): None,
+    ("GET", "/health/ready"): None,
+    ("GET", "/metrics"): "read",
+    ("GET", "/users"): "read",
+    ("GET", "/users/{user_id}/events"): "read",
+    ("GET", "/users/{user_id}/recommendations"): "read",
+    ("GET", "/users/{user_id}/recommendations/{item_id}/explanation"): "read",
+    ("GET", "/users/{user_id}/profile"): "read",
+    ("GET", "/items/{item_id}"): "read",
+    ("POST", "/events"): "write",
+    ("POST", "/items"): "admin",
+    ("POST", "/admin/reload"): "admin",
+    ("DELETE", "/users/{user_id}"): "admin",
+}
+RANK = {None: 0, "read": 1, "write": 2, "admin": 3}
+
+
+def test_every_route_answers_each_kind_of_key_as_the_access_table_says(
+    serve, transformer_run, db_url, tmp_path
+):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(transformer_run, run_dir)  # an admin's DELETE rewrites the run directory
+    client = serve(run_dir, open_access=False)
+    routes = {(m.upper(), p) for p, ops in client.get("/openapi.json").json()["paths"].items() for m in ops}
+    assert routes == set(ACCESS)
+    db = Database(db_url)
+    keys = {None: None, **{s: create_key(db, Scope(s)) for s in ("read", "write", "admin")}}
+    db.close()
+    bodies = {
+        "/events": {"user_id": "u000", "item_id": "m01", "timestamp": 1.7e9},
+        "/items": {"item_id": "new"},
+    }
+    order = sorted(ACCESS, key=lambda r: r[0] == "DELETE")  # the erasure last
+    for held in (None, "read", "write", "admin"):
+        headers = {"X-API-Key": keys[held]} if held else {}
+        for method, template in order:
+            path = template.replace("{user_id}", "u000").replace("{item_id}", "m01")
+            answer = client.request(method, path, json=bodies.get(template), headers=headers)
+            needed = ACCESS[(method, template)]
+            allowed = RANK[held] >= RANK[needed]
+            expected = (201 if template == "/items" else 200) if allowed else (401 if held is None else 403)
+            assert answer.status_code == expected, (
+                held,
+                method,
+                template,
+                answer.status_code,
+                answer.text[:200],
+            )
+            if held is None and needed is None:  # what anyone may read leaks no path, URL or model
+                assert (
+                    "/" not in answer.text and "ease" not in answer.text and "transformer" not in answer.text
+                )

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from penchant.serve.db import SCHEMA_VERSION
+from tests.clitools import files_naming
 
 NOW = 1_700_000_000.0
 
@@ -145,8 +146,11 @@ def test_items_are_created_updated_and_usable_by_events(serve, ease_run):
     assert recs["history_length"] == 0 and "brand-new" not in [r["item_id"] for r in recs["items"]]
 
 
-def test_users_are_listed_and_erased(serve, ease_run):
-    client = serve(ease_run)
+def test_users_are_listed_and_erased(serve, ease_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(ease_run, run_dir)  # erasure rewrites the run directory: not the shared one
+    assert files_naming(run_dir, "u001") == ["data/events.parquet", "model/histories.parquet"]
+    client = serve(run_dir)
     listed = client.get("/users", params={"prefix": "u00", "limit": 3}).json()["users"]
     assert [u["user_id"] for u in listed] == ["u000", "u001", "u002"] and all(
         u["events"] >= 10 for u in listed
@@ -161,6 +165,10 @@ def test_users_are_listed_and_erased(serve, ease_run):
     assert client.get("/users/u001/events").json()["events"] == []
     after = client.get("/users/u001/recommendations", params={"k": 5}).json()
     assert after["history_length"] == 0
+    # The run directory no longer holds them either (its data and the model's histories); the trained
+    # weights still reflect them, and /health counts them until the next training.
+    assert files_naming(run_dir, "u001") == []
+    assert client.get("/health").json()["erased_users_in_weights"] == 1
     # Reloading the run does not bring the erased events back (the newer-run case: the test below).
     assert client.post("/admin/reload").status_code == 200
     assert client.get("/users/u001/events").json()["events"] == []
@@ -214,6 +222,7 @@ def test_health_readiness_metrics_and_schema(serve, ease_run):
         "items": 20,
         "retrieval": "exact",
         "auth": "open",
+        "erased_users_in_weights": 0,
     }
     ready = client.get("/health/ready").json()
     assert ready["schema_version"] == SCHEMA_VERSION and ready["database"] in ("sqlite", "postgresql")
@@ -310,3 +319,16 @@ def test_user_ids_with_a_slash_are_refused_on_write_and_erasable_when_imported(s
         assert erased.status_code == 200 and erased.json()["user_id"] == "team/u001", erased.text
         deleted.append(erased.json()["events_deleted"])
     assert deleted[0] > 0 and deleted[1] == 0  # gone after the first
+
+
+def test_events_older_than_the_retention_are_deleted_at_start_and_by_each_sweep(serve, ease_run):
+    client = serve(ease_run, retain_days=30)
+    assert client.get("/users/u001/events").json()["events"] == []  # the run's 2020 events, at start
+    now = time.time()
+    old, recent = (
+        event(user="r1", item="m01", ts=now - 40 * 86_400),
+        event(user="r1", item="m02", ts=now - 86_400),
+    )
+    assert client.post("/events", json=[old, recent]).json()["stored"] == 2
+    assert client.app.state.services.retention.sweep() == 1
+    assert [e["item_id"] for e in client.get("/users/r1/events").json()["events"]] == ["m02"]

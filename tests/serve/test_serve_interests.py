@@ -264,3 +264,27 @@ def test_turning_the_knob_changes_the_slate(serve, transformer_run, policy):
     full = client.get(query + "&explore=1").json()["items"]
     explored = [i["item_id"] for i in full if i["role"] == "explore"]
     assert explored and not set(explored) & set(plain)
+
+
+def test_erasing_a_user_drops_their_bandit_posteriors_and_their_run_history(serve, transformer_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(transformer_run, run_dir)  # erasure rewrites the run directory
+    client = serve(run_dir)
+    assert (
+        client.get("/users/u003/recommendations?policy=bandit&explore=0.5&exclude_seen=false").status_code
+        == 200
+    )
+    assert (
+        client.get("/users/u004/recommendations?policy=bandit&explore=0.5&exclude_seen=false").status_code
+        == 200
+    )
+    loaded = client.app.state.services.models.current
+    bandit = loaded.interests.policies["bandit"]
+    assert {"u003", "u004"} <= set(bandit.state.alpha)
+    assert client.delete("/users/u003").status_code == 200
+    assert "u003" not in bandit.state.alpha and "u003" not in bandit.state.beta
+    assert "u004" in bandit.state.alpha  # only the erased user's
+    assert "u003" not in loaded.run.model.histories and "u003" in load_run(transformer_run).model.histories
+    assert "u003" not in load_run(run_dir).model.histories

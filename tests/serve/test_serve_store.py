@@ -113,3 +113,55 @@ def test_a_run_imports_in_batches_whole_and_once(tmp_path, monkeypatch, cycle_da
     assert added == (len(events), cycle_dataset.n_items)
     assert db.fetchone("SELECT COUNT(*) FROM events")[0] == len(events)
     assert store.import_run("k1", "/runs/x", events, cycle_dataset.items.reset_index()) is None
+
+
+def test_erasure_records_are_keyed_per_store_and_older_forms_still_count(tmp_path, cycle_dataset):
+    import hashlib
+
+    stores = []
+    for name in ("a", "b"):
+        db = Database(f"sqlite:///{tmp_path / name}.sqlite3")
+        db.migrate()
+        stores.append(EventStore(db))
+    for store in stores:
+        store.erase_user("u001")
+    records = [store.db.fetchone("SELECT user_id FROM erasures")[0] for store in stores]
+    plain_hash = hashlib.sha256(b"u001").hexdigest()
+    assert all(r.startswith("hmac:") and plain_hash not in r and "u001" not in r for r in records)
+    assert records[0] != records[1]  # another store's secret: the records cannot be linked
+    assert stores[0].erased("u001") and not stores[0].erased("u002")
+    # Records written before the keyed form (SHA-256, or the plain ID) still keep a run's events out.
+    with stores[1].db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO erasures (user_id, erased_at) VALUES (?, 0)",
+            ("sha256:" + hashlib.sha256(b"u002").hexdigest(),),
+        )
+        tx.execute("INSERT INTO erasures (user_id, erased_at) VALUES (?, 0)", ("u003",))
+    stores[1].import_run("r", str(tmp_path), cycle_dataset.events, cycle_dataset.items)
+    stored = {row[0] for row in stores[1].db.fetchall("SELECT DISTINCT user_id FROM events")}
+    assert {"u001", "u002", "u003"}.isdisjoint(stored) and "u004" in stored
+    assert stores[1].erased("u002") and stores[1].erased("u003")
+    for store in stores:
+        store.db.close()
+
+
+def test_a_sql_query_on_postgresql_is_an_events_source_read_only(postgres):
+    import psycopg
+
+    from penchant.data import SqlSource, load_dataset
+
+    url = postgres.create_database("t_sql_source")
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE clicks (visitor TEXT, sku INTEGER, ts DOUBLE PRECISION)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO clicks VALUES (%s, %s, %s)",
+                [(f"u{u}", i, 1_600_000_000 + 60 * (u * 10 + i)) for u in range(4) for i in range(5)],
+            )
+    query = "SELECT visitor AS user_id, sku AS item_id, ts AS timestamp FROM clicks"
+    data = load_dataset(SqlSource(query, url))
+    assert len(data.events) == 20 and data.n_users == 4 and data.n_items == 5
+    with pytest.raises(InputError, match="query failed .*read-only"):
+        load_dataset(SqlSource("DELETE FROM clicks RETURNING visitor", url))
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM clicks").fetchone()[0] == 20

@@ -209,7 +209,7 @@ def test_event_text_enters_the_sequence(tmp_path):
     assert with_text.item_repr == "id" and with_text.uses_event_text and not without.uses_event_text
     assert next_genre_accuracy(with_text, data) >= 0.8
     assert next_genre_accuracy(without, data) <= 0.6
-    with_text.save(tmp_path)
+    with_text.save_model(tmp_path)  # the model files alone: the test edits one below
     loaded = load_model(tmp_path)
     histories = [with_text.history_of(u) for u in list(data.user_map.ids)[:10]]
     np.testing.assert_array_equal(loaded.score(histories), with_text.score(histories))

@@ -23,6 +23,7 @@ async def health(services: ServicesDep, key: OptionalKey) -> Health:
         items=loaded.run.model.n_items,
         retrieval=loaded.retriever.kind,
         auth=auth,
+        erased_users_in_weights=loaded.run.erased_in_weights(),
     )
 
 

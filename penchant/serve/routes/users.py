@@ -61,7 +61,10 @@ def user_events(
 # erased, percent-encoded (%2F) or not. No other DELETE route lives under /users/.
 @router.delete("/users/{user_id:path}", response_model=UserErased, dependencies=[CanAdmin])
 def erase_user(services: ServicesDep, user_id: UserId) -> UserErased:
-    """Erase the user's stored events and online state. Their next recommendation is a new user's."""
+    """Erase the user's stored events, their events in the served run's directory (data, model
+    history, review text and its cached vectors) and their online state. Their next recommendation is
+    a new user's."""
     deleted = services.store.erase_user(user_id)
+    services.models.erase_user(user_id)
     services.answers.forget(user_id)
     return UserErased(user_id=user_id, events_deleted=deleted)
