@@ -79,14 +79,15 @@ class TransformerConfig(ModelConfig):
     # "full": softmax over every trained item; "sampled": over the target and ``negatives`` shared
     # uniform negatives per batch; "auto": full up to ``full_softmax_items`` trained items.
     loss: str = "auto"
-    # 4,096 drawn by popularity: on Beauty's validation targets, 8,192 negatives and all-popular
-    # draws each scored above the earlier 2,048 half-popular (benchmarks/results/tune/
-    # beauty_gpu_objective.md); 4,096 is what a CPU epoch affords (25 s against 42 s for 8,192).
-    negatives: int = 4096
+    # 2,048, half by popularity: on Beauty's validation targets, trained to early stopping on the
+    # CPU, 4,096 (half or all by popularity) scored the same (NDCG@10 0.0321, 0.0320 against 0.0320)
+    # at 1.6x the cost of an epoch (benchmarks/results/tune/beauty_cpu_negatives.md); more negatives
+    # led only in runs cut at ~21 epochs (beauty_gpu_objective.md).
+    negatives: int = 2048
     # Sampled only: the share of negatives drawn by training popularity rather than uniformly; every
     # candidate's logit is corrected by the log of its chance to be in the sample (logQ), so the
     # estimate stays that of the full softmax while popular, hard negatives are seen more often.
-    popular_negatives: float = 1.0
+    popular_negatives: float = 0.5
     full_softmax_items: int = 20_000
     lr: float = 1e-3
     weight_decay: float = 0.0  # AdamW decay of the dense parameters (item embeddings take none)
