@@ -2,7 +2,8 @@
 deliberately invalid ones) against a real `penchant serve`; counts server errors (5xx), which must be 0.
 
 Every operation gets the same number of generated cases in each mode (positive: valid by the schema;
-negative: violating it), sent with a write key so that they reach the handlers, not just the key check.
+negative: violating it), sent with an admin key (every scope) so that they reach the handlers, not
+just the key check.
 Bounded by --examples per operation and mode, and by --seconds overall.
 
     .venv/bin/python benchmarks/serve_fuzz.py [--examples 400] [--db sqlite|postgresql]
@@ -117,7 +118,7 @@ def main() -> None:
     result = {
         "benchmark": "serve_fuzz",
         "protocol": f"schemathesis {schemathesis.__version__} cases from /openapi.json, positive and "
-        f"negative generation, up to {args.examples} per operation and mode, with a write key; "
+        f"negative generation, up to {args.examples} per operation and mode, with an admin key; "
         "HTTP/1.1 over loopback; "
         f"{args.db} event store",
         "requests": total,

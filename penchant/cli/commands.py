@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -82,16 +83,25 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, dict]:
     return dataset, source
 
 
-def _model(name: str, config_json: str | None) -> Recommender:
+def _model(name: str, config_json: str | None, extra: dict | None = None) -> Recommender:
+    """The model named, with the settings of ``--config`` and of flags that are settings too
+    (``extra``: ``--dp-epsilon``, ``--dp-delta``)."""
     cls = model_class(name)
-    if not config_json:
+    extra = {k: v for k, v in (extra or {}).items() if v is not None}
+    if extra and "dp_epsilon" not in {f.name for f in dataclasses.fields(cls.config_class)}:
+        flag = "--" + next(iter(extra)).replace("_", "-")
+        raise InputError(f"{flag}: only the transformer trains with differential privacy, not '{name}'")
+    if "dp_delta" in extra and "dp_epsilon" not in extra:
+        raise InputError("--dp-delta: give --dp-epsilon too (δ alone asks for no privacy)")
+    if not config_json and not extra:
         return cls()
     try:
-        values = json.loads(config_json)
+        values = json.loads(config_json) if config_json else {}
     except json.JSONDecodeError as exc:
         raise InputError(f"--config: not valid JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(values, dict):
         raise InputError("--config: expected a JSON object of settings")
+    values = {**values, **extra}
     try:
         return cls(cls.config_class.from_dict(values))
     except TypeError as exc:
@@ -99,7 +109,8 @@ def _model(name: str, config_json: str | None) -> Recommender:
 
 
 def train(args: argparse.Namespace) -> int:
-    model = _model(args.model, args.config)  # settings are checked before any data is read
+    privacy = {"dp_epsilon": getattr(args, "dp_epsilon", None), "dp_delta": getattr(args, "dp_delta", None)}
+    model = _model(args.model, args.config, privacy)  # settings are checked before any data is read
     if getattr(args, "text_encoder", None):
         from penchant.cli.text import with_text_encoder
 
@@ -136,7 +147,10 @@ def training_lines(stats: FitStats) -> list[str]:
             "events together"
         )
     if stats.settings:
-        lines.append("settings: " + ", ".join(f"{k} {v}" for k, v in stats.settings.items() if v is not None))
+        shown = {k: v for k, v in stats.settings.items() if v is not None and k != "privacy"}
+        lines.append("settings: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+        if stats.settings.get("privacy"):
+            lines.append(privacy_line(stats.settings["privacy"]))
     note = stats.budget_note()
     if note:
         lines.append(f"[bold yellow]warning:[/] {note}")
@@ -177,10 +191,22 @@ def evaluate(args: argparse.Namespace) -> int:
         table.add_row(name, f"{value:.4f}")
     out.print(table)
     out.print(_protocol_line(result["protocol"]))
+    privacy = result.get("training", {}).get("privacy")
+    if privacy:
+        out.print(privacy_line(privacy))
     note = result.get("training", {}).get("note")
     if note:
         out.print(f"[bold yellow]note:[/] {note}")
     return 0
+
+
+def privacy_line(privacy: dict) -> str:
+    """What a differentially private run spent, beside its numbers."""
+    return (
+        f"privacy: DP-SGD, ε = {privacy['epsilon']:.2f}, δ = {privacy['delta']:.1e} per {privacy['unit']} "
+        f"({privacy['accountant']}; noise multiplier {privacy['noise_multiplier']}, clip {privacy['clip']}, "
+        f"{privacy['steps']} steps at sample rate {privacy['sample_rate']}); ε covers the trained weights"
+    )
 
 
 def recommend(args: argparse.Namespace) -> int:

@@ -28,6 +28,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
 def _delimiter(text: str) -> str:
     value = "\t" if text in ("\\t", "tab") else text
     if len(value) != 1:
@@ -144,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol", default="leave-one-out", help="leave-one-out (default), temporal or cold-start"
     )
     train.add_argument("--config", help="JSON object of model settings, e.g. '{\"max_epochs\": 20}'")
+    train.add_argument(
+        "--dp-epsilon",
+        type=_positive_float,
+        help="train with differential privacy (DP-SGD, each user one unit) spending this ε in all "
+        "(transformer only; the dp_* settings in --config tune it)",
+    )
+    train.add_argument(
+        "--dp-delta",
+        type=_positive_float,
+        help="δ of --dp-epsilon (default: a tenth of 1/users, at most 1e-5)",
+    )
     train.add_argument("--out", type=Path, required=True, help="run directory to write")
     _add_device(train)
 

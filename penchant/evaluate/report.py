@@ -79,6 +79,8 @@ def training_summary(model: Recommender) -> dict:
     }
     if stats.settings:
         out["settings"] = stats.settings
+        if stats.settings.get("privacy"):
+            out["privacy"] = stats.settings["privacy"]
     note = stats.budget_note()
     if note:
         out["note"] = note

@@ -113,7 +113,8 @@ class FitStats:
     losses: list[float] | None = None
     validation_curve: list[float] | None = None
     epoch_seconds: list[float] | None = None
-    stopped_by: str | None = None  # "early stopping", "epoch budget" or "time budget"
+    # "early stopping", "epoch budget", "time budget" or "privacy budget" (penchant.models.private)
+    stopped_by: str | None = None
     converged: bool | None = None  # early stopping ended training (None: not an iterative model)
     still_improving: bool = False  # a budget ended training before validation stopped improving
     settings: dict | None = None  # what "auto" settings resolved to (objective, window, device, ...)
@@ -127,6 +128,12 @@ class FitStats:
     def budget_note(self) -> str | None:
         """One line when a budget stopped training before early stopping said validation had stopped
         improving."""
+        if self.stopped_by == "privacy budget":
+            return (
+                f"differentially private training ran its fixed {self.epochs} epochs without validation "
+                "(choosing an epoch on held-out events would spend privacy too), so whether it converged "
+                "was not checked"
+            )
         if not self.still_improving:
             return None
         return (

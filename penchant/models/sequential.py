@@ -35,6 +35,8 @@ from penchant.models.training import LoopSettings, run_training
 from penchant.models.transformer import Batch, InterestTransformerNet, TransformerConfig, window_for
 from penchant.text import TextEncoder, has_item_text, item_texts, load_encoder
 
+PRIVATE_WINDOW = 50  # the window of a differentially private run (``max_len`` 0 is read from data)
+
 
 class InterestTransformer(Recommender):
     """Causal self-attention over each user's time-ordered items, trained with cross-entropy over the
@@ -110,21 +112,37 @@ class InterestTransformer(Recommender):
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         histories = list(dataset.histories(train_events).values())
-        window = window_for(np.fromiter((len(h) for h in histories), dtype=np.int64), cfg)
-        trained = int((self.popularity > 0).sum())
+        private = cfg.dp_epsilon is not None
+        if private and procs.distributed:
+            raise InputError(
+                "dp_epsilon: differentially private training runs in one process, not under torchrun"
+            )
+        if private:
+            # Nothing about the network may be read from the data outside DP-SGD: a fixed window,
+            # and every catalogue item a candidate (which items have events is private too).
+            window = cfg.max_len or PRIVATE_WINDOW
+            trained = dataset.n_items
+        else:
+            window = window_for(np.fromiter((len(h) for h in histories), dtype=np.int64), cfg)
+            trained = int((self.popularity > 0).sum())
         loss = (
             cfg.loss if cfg.loss != "auto" else ("full" if trained <= cfg.full_softmax_items else "sampled")
         )
         # Sparse gradients for the per-item parameters: a step then touches only the items in it. nccl
-        # cannot all-reduce sparse tensors, so a multi-GPU job keeps them dense.
-        sparse = not (procs.distributed and backend() == "nccl")
+        # cannot all-reduce sparse tensors, so a multi-GPU job keeps them dense; so does DP-SGD, whose
+        # noise reaches every parameter.
+        sparse = not private and not (procs.distributed and backend() == "nccl")
         self.net = InterestTransformerNet(
             dataset.n_items, cfg, self.item_repr, item_text, self.event_vectors.shape[1], window, sparse
         )
         # Items never trained on keep no ID embedding: they are scored by their text alone, and they
         # are never a candidate in the training softmax (they cost nothing there).
-        self.net.known = torch.from_numpy(np.concatenate([[True], self.popularity > 0]))
+        known = np.ones(dataset.n_items, dtype=bool) if private else self.popularity > 0
+        self.net.known = torch.from_numpy(np.concatenate([[True], known]))
         self.net.to(device)
+        if private:
+            self._train_private(histories, loss, window, device, rng, progress)
+            return
         network = self.net
         if procs.distributed:
             network = torch.nn.parallel.DistributedDataParallel(
@@ -161,6 +179,60 @@ class InterestTransformer(Recommender):
         }
         self.fit_stats = stats
 
+    def _train_private(
+        self,
+        histories: Sequence[History],
+        loss: str,
+        window: int,
+        device: torch.device,
+        rng: np.random.Generator,
+        progress: bool,
+    ) -> None:
+        """DP-SGD (:func:`penchant.models.private.train_private`) for ``dp_epochs`` passes over the
+        users, no validation; the (ε, δ) spent go into the fit stats' settings and so into run.json."""
+        from penchant.models.private import Privacy, default_delta, train_private
+
+        cfg = self.config
+        sequences = Sequences.from_histories(histories, self.event_index if self.uses_event_text else None)
+        users = int((sequences.lengths >= 2).sum())
+        privacy = Privacy(
+            epsilon=cfg.dp_epsilon,
+            delta=cfg.dp_delta if cfg.dp_delta is not None else default_delta(users),
+            clip=cfg.dp_clip,
+            users_per_step=cfg.dp_users_per_step,
+            epochs=cfg.dp_epochs,
+        )
+        known = self.net.known_tokens()
+        negatives = min(cfg.negatives, len(known))
+        generator = torch.Generator(device=device).manual_seed(cfg.seed)
+        long_events = cfg.long_term_events if cfg.long_term else 0
+        vectors = self.event_vectors if self.uses_event_text else None
+
+        def loss_of(windows) -> torch.Tensor:
+            batch = sequences.batch(windows, True, long_events, vectors).to(device)
+            sample = None
+            if loss == "sampled":  # uniform negatives: drawn without looking at the data
+                drawn = torch.randint(len(known), (negatives,), generator=generator, device=device)
+                sample = torch.unique(known[drawn])
+            with autocast(device, cfg.precision):
+                return self.net(batch, sample)
+
+        optimizer = torch.optim.AdamW(self._param_groups(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        stats, spent = train_private(self.net, sequences, window, privacy, optimizer, loss_of, rng, progress)
+        stats.settings = {
+            "loss": loss,
+            "negatives": negatives if loss == "sampled" else None,
+            "window": window,
+            "long_term": cfg.long_term,
+            "device": str(device),
+            "precision": "bf16" if uses_bf16(device, cfg.precision) else "fp32",
+            "processes": 1,
+            "threads": torch.get_num_threads(),
+            "privacy": spent,
+        }
+        self.fit_stats = stats
+        self._training = None  # nothing to refit: more training would spend more than ε
+
     def refit(
         self, dataset: Dataset, events: pd.DataFrame, progress: bool = True, epochs: int | None = None
     ) -> None:
@@ -169,7 +241,7 @@ class InterestTransformer(Recommender):
         those targets' events (each user's most recent before the test) are learnt from too, and items
         first seen there become known. The optimiser state carries over from training."""
         epochs = self.config.refit_epochs if epochs is None else epochs
-        if not epochs:
+        if not epochs or self.config.dp_epsilon is not None:  # a private run spent its ε in fit()
             return
         if getattr(self, "_training", None) is None:
             raise RuntimeError("refit() continues a training run in this process; call fit() first")

@@ -117,6 +117,15 @@ class TransformerConfig(ModelConfig):
     # per-item ID embeddings; slowed down, fused ml-100k runs scored higher and steadier across seeds
     # (benchmarks/results/text.md).
     text_lr_scale: float = 0.03
+    # Differential privacy (``penchant train --dp-epsilon``): DP-SGD with each user as the privacy
+    # unit (penchant.models.private). None: ordinary training. A private run trains ``dp_epochs``
+    # passes over the users, ``dp_users_per_step`` expected users a step, each user's gradient
+    # clipped to ``dp_clip``; ``dp_delta`` None: a tenth of 1 / users, at most 1e-5.
+    dp_epsilon: float | None = None
+    dp_delta: float | None = None
+    dp_clip: float = 1.0
+    dp_users_per_step: int = 256
+    dp_epochs: int = 30
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -132,10 +141,28 @@ class TransformerConfig(ModelConfig):
             raise InputError(f"popular_negatives must be in [0, 1], got {self.popular_negatives}")
         if not 0.0 <= self.id_dropout < 1.0:
             raise InputError(f"id_dropout must be in [0, 1), got {self.id_dropout}")
-        positive = ("dim", "layers", "heads", "batch_size", "patience", "negatives", "lr", "text_lr_scale")
+        positive = (
+            "dim",
+            "layers",
+            "heads",
+            "batch_size",
+            "patience",
+            "negatives",
+            "lr",
+            "text_lr_scale",
+            "dp_clip",
+            "dp_users_per_step",
+            "dp_epochs",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InputError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.dp_delta is not None and not 0.0 < self.dp_delta < 1.0:
+            raise InputError(f"dp_delta must be in (0, 1), got {self.dp_delta}")
+        if self.dp_epsilon is not None and self.dp_epsilon <= 0:
+            raise InputError(
+                f"dp_epsilon must be > 0 (or null: no differential privacy), got {self.dp_epsilon}"
+            )
         for name in ("max_epochs", "max_seconds", "validation_users", "long_term_events"):
             value = getattr(self, name)
             if value is not None and value <= 0:
