@@ -33,9 +33,12 @@ from penchant.models.devices import (
 from penchant.models.sequences import EventKey, Sequences, batch_order, training_batches, training_windows
 from penchant.models.training import LoopSettings, run_training
 from penchant.models.transformer import Batch, InterestTransformerNet, TransformerConfig, window_for
+from penchant.models.transitions import WEIGHTS as TRANSITION_WEIGHTS
+from penchant.models.transitions import ItemTransitions
 from penchant.text import TextEncoder, has_item_text, item_texts, load_encoder
 
 PRIVATE_WINDOW = 50  # the window of a differentially private run (``max_len`` 0 is read from data)
+TRANSITIONS_FILE = "transitions.npz"
 
 
 class InterestTransformer(Recommender):
@@ -53,6 +56,9 @@ class InterestTransformer(Recommender):
         self.event_index: dict[EventKey, int] = {}
         self.event_vectors = np.zeros((1, 0), dtype=np.float32)
         self.device = torch.device("cpu")  # see :meth:`to`
+        # Counted item-to-item transitions and their weight in scores (0: not used).
+        self.transitions: ItemTransitions | None = None
+        self.transition_weight = 0.0
 
     @property
     def encoder(self) -> TextEncoder:
@@ -140,7 +146,8 @@ class InterestTransformer(Recommender):
         known = np.ones(dataset.n_items, dtype=bool) if private else self.popularity > 0
         self.net.known = torch.from_numpy(np.concatenate([[True], known]))
         self.net.to(device)
-        if private:
+        self.transitions, self.transition_weight = None, 0.0
+        if private:  # the counts would be a release outside DP-SGD: a private run has none
             self._train_private(histories, loss, window, device, rng, progress)
             return
         network = self.net
@@ -177,7 +184,27 @@ class InterestTransformer(Recommender):
             "windows_per_step": round(epochs.windows_per_step, 1),
             "threads": torch.get_num_threads(),
         }
+        self.transitions = ItemTransitions.fit(histories, dataset.n_items)
+        stats.settings["transitions"] = self._choose_transition_weight(validate)
         self.fit_stats = stats
+
+    def _choose_transition_weight(self, validate: Validator | None) -> dict:
+        """Set :attr:`transition_weight`: the setting's number, or with "auto" the weight of
+        :data:`~penchant.models.transitions.WEIGHTS` that scores best on validation (the first of
+        equals, so 0 unless the counts help); without validation "auto" is 0."""
+        wanted = self.config.transitions
+        if wanted != "auto":
+            self.transition_weight = float(wanted)
+            return {"weight": self.transition_weight, "chosen_by": "setting"}
+        if validate is None:
+            self.transition_weight = 0.0
+            return {"weight": 0.0, "chosen_by": "no validation to choose on"}
+        scores = {}
+        for weight in TRANSITION_WEIGHTS:
+            self.transition_weight = weight
+            scores[weight] = round(float(validate(self)), 5)
+        self.transition_weight = max(scores, key=lambda w: (scores[w], -w))
+        return {"weight": self.transition_weight, "chosen_by": "validation", "validation": scores}
 
     def _train_private(
         self,
@@ -251,9 +278,12 @@ class InterestTransformer(Recommender):
             )
             known = np.concatenate([[True], self.popularity > 0])
             self.net.known = torch.from_numpy(known).to(self.device)
-            runner = self._epochs(list(dataset.histories(events).values()))
+            histories = list(dataset.histories(events).values())
+            runner = self._epochs(histories)
             settings = LoopSettings(epochs, 1, None, progress, desc="transformer refit")
             stats = run_training(self.net, runner, None, settings, self._training.procs)
+            if self.transitions is not None:  # the counts learn the refit's events as the weights do
+                self.transitions = ItemTransitions.fit(histories, self.n_items)
         self.fit_stats.refit_epochs += epochs
         self.fit_stats.refit_seconds += round(sum(stats.epoch_seconds), 2)
         self.fit_stats.seconds += sum(stats.epoch_seconds)
@@ -360,7 +390,11 @@ class InterestTransformer(Recommender):
             self.event_index[key] = start + offset
 
     def forget_user(self, user_id: str) -> bool:
-        known = super().forget_user(user_id)
+        history = self.histories.get(user_id)
+        counted = self.transitions is not None and user_id in self.transitions.counted
+        if counted:
+            self.transitions.forget(user_id, history if history is not None else History.empty())
+        known = super().forget_user(user_id) or counted
         gone = [key for key in self.event_index if key[0] == user_id]
         for key in gone:
             del self.event_index[key]
@@ -395,15 +429,29 @@ class InterestTransformer(Recommender):
         step = max(1, min(256, (1 << 25) // max(1, self.n_items)))
         for start in range(0, len(known), step):
             rows = known[start : start + step]
-            scores = self.net.score_last(self._batch([histories[i] for i in rows]))
-            out[rows] = scores.float().cpu().numpy()
+            scores = self.net.score_last(self._batch([histories[i] for i in rows])).float().cpu().numpy()
+            if self.transition_weight and self.transitions is not None:
+                extra, base = self.transitions.log_boost([histories[i] for i in rows], self.transition_weight)
+                scores += base
+                extra = extra.tocoo()
+                np.add.at(scores, (extra.row, extra.col), extra.data.astype(np.float32))
+            out[rows] = scores
         if empty:
             # No behaviour to attend to: fall back to training popularity.
             out[empty] = np.log1p(self.popularity).astype(np.float32)
         return out
 
     # Vector form of :meth:`score`, for nearest-neighbour retrieval: for a non-empty history,
-    # score(h)[i] == user_vectors([h]) @ item_vectors()[i] + (repeat_bias() if i is in h's window else 0).
+    # score(h)[i] == user_vectors([h]) @ item_vectors()[i] + (repeat_bias() if i is in h's window else 0)
+    #                + (the transition boost of i if transition_boost(h) lists i, else its base).
+    def transition_boost(self, history: History) -> tuple[np.ndarray, np.ndarray, float]:
+        """For one non-empty history: the items with counted transitions from its last items (K,),
+        what each adds to its score (K,), and what every other item adds (``base``)."""
+        if not self.transition_weight or self.transitions is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0), 0.0
+        extra, base = self.transitions.log_boost([history], self.transition_weight)
+        return extra.indices.astype(np.int64), extra.data + base, base
+
     @torch.no_grad()
     def user_vectors(self, histories: Sequence[History]) -> np.ndarray:
         """Query vectors (B, dim + 1): the final hidden state of each non-empty history, then a 1."""
@@ -433,6 +481,8 @@ class InterestTransformer(Recommender):
         """New items are cold: no ID embedding; in the text and fused modes their text scores them."""
         text = self._item_text(items) if self.item_repr != "id" else None
         self.net.add_items(text, len(items))
+        if self.transitions is not None:
+            self.transitions.grow(self.n_items + len(items))
 
     # ------------------------------------------------------------------ persistence
     def _save_state(self, directory: Path) -> None:
@@ -443,8 +493,11 @@ class InterestTransformer(Recommender):
             "event_text_dim": int(self.event_vectors.shape[1]),
             "window": self.window,
             "long_term_mode": self.net.long_mode,
+            "transition_weight": self.transition_weight,
         }
         (directory / "network.json").write_text(json.dumps(network))
+        if self.transitions is not None:
+            self.transitions.save(directory / TRANSITIONS_FILE)
         if self.uses_event_text:
             keys = sorted(self.event_index.items(), key=lambda kv: kv[1])
             np.savez(
@@ -490,6 +543,10 @@ class InterestTransformer(Recommender):
         )  # runs saved before cold start
         self.net.load_state_dict(state)
         self.net.to(self.device)
+        # Runs saved before the transition counts have none (weight 0).
+        self.transition_weight = float(network.get("transition_weight", 0.0))
+        path = directory / TRANSITIONS_FILE
+        self.transitions = ItemTransitions.load(path) if path.exists() else None
         self.net.eval()
         if network["event_text_dim"]:
             saved = np.load(directory / "event_text.npz")

@@ -117,6 +117,11 @@ class TransformerConfig(ModelConfig):
     # per-item ID embeddings; slowed down, fused ml-100k runs scored higher and steadier across seeds
     # (benchmarks/results/text.md).
     text_lr_scale: float = 0.03
+    # Item-to-item transitions counted in the training histories, added to the logits as
+    # ``transitions * log(P(next | last items) + 1e-4)`` (penchant.models.transitions): "auto"
+    # chooses the weight on validation after training (0 when the counts add nothing), a number
+    # fixes it, 0 turns them off.
+    transitions: float | str = "auto"
     # Differential privacy (``penchant train --dp-epsilon``): DP-SGD with each user as the privacy
     # unit (penchant.models.private). None: ordinary training. A private run trains ``dp_epochs``
     # passes over the users, ``dp_users_per_step`` expected users a step, each user's gradient
@@ -157,6 +162,8 @@ class TransformerConfig(ModelConfig):
         for name in positive:
             if getattr(self, name) <= 0:
                 raise InputError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.transitions != "auto" and (isinstance(self.transitions, str) or self.transitions < 0):
+            raise InputError(f'transitions must be "auto" or a weight >= 0, got {self.transitions!r}')
         if self.dp_delta is not None and not 0.0 < self.dp_delta < 1.0:
             raise InputError(f"dp_delta must be in (0, 1), got {self.dp_delta}")
         if self.dp_epsilon is not None and self.dp_epsilon <= 0:

@@ -61,7 +61,8 @@ class ExactRetriever:
 
 
 class AnnRetriever:
-    """HNSW candidates over the model's item vectors, re-scored exactly (repeat bias included)."""
+    """HNSW candidates over the model's item vectors, re-scored exactly (repeat bias and transition
+    boost included)."""
 
     kind = "ann"
 
@@ -123,9 +124,21 @@ class AnnRetriever:
         elif self.repeat > 0:
             # Items the user already has may be lifted above the index's neighbours by the repeat bias.
             candidates = np.union1d(candidates, window)
-        candidates = np.unique(candidates)
-        scores = (self.vectors[candidates] @ query[0]).astype(np.float64)
+        # Items the history's last items were often followed by get the model's transition boost
+        # (penchant.models.transitions), which may lift them above the index's neighbours too.
+        listed, boost, base = (
+            self.model.transition_boost(history)
+            if hasattr(self.model, "transition_boost")
+            else (np.zeros(0, dtype=np.int64), np.zeros(0), 0.0)
+        )
+        candidates = np.union1d(candidates, np.setdiff1d(listed, seen) if exclude_seen else listed)
+        scores = (self.vectors[candidates] @ query[0]).astype(np.float64) + base
         scores[np.isin(candidates, window)] += self.repeat
+        if len(listed):
+            at = np.searchsorted(candidates, listed)
+            inside = at < len(candidates)
+            inside[inside] &= candidates[at[inside]] == listed[inside]
+            scores[at[inside]] += boost[inside] - base
         top = topk_indices(scores[None, :], min(k, len(candidates)))[0] if len(candidates) else []
         return [(int(candidates[j]), float(scores[j])) for j in top if j != PAD]
 

@@ -24,21 +24,39 @@ def transformer(transformer_run):
 
 
 @pytest.fixture(scope="module")
+def boosted(transformer_run):
+    """The same run with its item-transition counts weighted in (whatever validation chose)."""
+    model = load_run(transformer_run).model
+    assert model.transitions is not None
+    model.transition_weight = 1.0
+    return model
+
+
+@pytest.fixture(scope="module")
 def ease(ease_run):
     return load_run(ease_run).model
 
 
-def test_user_and_item_vectors_reproduce_the_scores(transformer):
+@pytest.mark.parametrize("name", ["transformer", "boosted"])
+def test_user_and_item_vectors_reproduce_the_scores(request, name):
+    transformer = request.getfixturevalue(name)
     histories = list(transformer.histories.values())
     window = transformer.window
     reference = transformer.user_vectors(histories) @ transformer.item_vectors().T  # (U, I)
     for row, history in enumerate(histories):
         reference[row, np.unique(history.items[-window:])] += transformer.repeat_bias()
+        listed, boost, base = transformer.transition_boost(history)
+        reference[row] += base
+        reference[row, listed] += boost - base
+    if name == "boosted":
+        assert any(len(transformer.transition_boost(h)[0]) for h in histories)
     np.testing.assert_allclose(transformer.score(histories), reference, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("exclude_seen", [False, True])
-def test_ann_retrieval_matches_exact_on_a_small_catalogue(transformer, exclude_seen):
+@pytest.mark.parametrize("name", ["transformer", "boosted"])
+def test_ann_retrieval_matches_exact_on_a_small_catalogue(request, name, exclude_seen):
+    transformer = request.getfixturevalue(name)
     exact, ann = ExactRetriever(transformer), AnnRetriever(transformer, ef_search=64)
     for history in transformer.histories.values():
         for k in (1, 5):

@@ -10,6 +10,7 @@ import pandas as pd
 from penchant.data.dataset import Dataset
 from penchant.data.split import Protocol
 from penchant.models import InterestTransformer
+from penchant.models.transitions import ItemTransitions
 from penchant.runs import erase_user, load_run, train_run
 from penchant.text.cache import EmbeddingCache, text_key
 from tests.text.test_text_model import config, query_dataset
@@ -34,7 +35,15 @@ def reviews_dataset() -> Dataset:
 
 
 def files_holding(directory, needle: str) -> list[str]:
-    return [str(p) for p in directory.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+    """Files whose bytes hold ``needle`` in UTF-8 or in UTF-32 (NumPy's string arrays in .npz)."""
+    forms = (needle.encode(), needle.encode("utf-32-le"))
+    return [str(p) for p in directory.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms)]
+
+
+def train_run_histories(run) -> dict:
+    """Each user's events the transition counts were made from: all before their test target."""
+    before_test = run.split().before_test
+    return {run.dataset.user_map.ids[u]: h for u, h in run.dataset.histories(before_test).items()}
 
 
 def cached(texts) -> int:
@@ -53,9 +62,18 @@ def test_an_erased_user_leaves_no_trace_in_the_run_or_the_embedding_cache(tmp_pa
     texts = [SECRET, SECRET + " again"]
     # Before: the ID and the review are in the run's files (data, model histories, event text) and the cache.
     assert files_holding(tmp_path / "run", ERASED) and files_holding(tmp_path / "run", SECRET)
+    holding = {p.rsplit("/", 1)[1] for p in files_holding(tmp_path / "run", ERASED)}
+    assert {"histories.parquet", "event_text.npz", "transitions.npz"} <= holding
     assert cached(texts) == 2
     others = [run.model.history_of(u) for u in list(data.user_map.ids) if u != ERASED][:10]
+    # The weights serve everyone else as before; the transition counts lose the user's pairs, so
+    # they are compared with counts made without the user.
+    run.model.transition_weight, weight = 0.0, run.model.transition_weight
     before = run.model.score(others)
+    run.model.transition_weight = weight
+    without = ItemTransitions.fit(
+        [h for u, h in train_run_histories(run).items() if u != ERASED], run.model.n_items
+    ).counts.toarray()
 
     assert erase_user(run, ERASED) == 4
     assert files_holding(tmp_path / "run", ERASED) == [] and files_holding(tmp_path / "run", SECRET) == []
@@ -65,7 +83,11 @@ def test_an_erased_user_leaves_no_trace_in_the_run_or_the_embedding_cache(tmp_pa
     for model in (run.model, load_run(tmp_path / "run").model):
         assert ERASED not in model.histories
         assert not any(key[0] == ERASED for key in model.event_index)
+        assert ERASED not in model.transitions.counted
+        np.testing.assert_allclose(model.transitions.counts.toarray(), without, atol=1e-9)
+        model.transition_weight = 0.0
         np.testing.assert_allclose(model.score(others), before, rtol=1e-5, atol=1e-5)
+    assert load_run(tmp_path / "run").model.transition_weight == weight
     assert ERASED not in set(load_run(tmp_path / "run").dataset.events["user_id"])
     assert erase_user(run, ERASED) == 0  # twice is harmless
 

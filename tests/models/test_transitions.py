@@ -1,0 +1,100 @@
+"""Item-to-item transition counts: what they count, the distribution they give, erasure, saving,
+and how the transformer weighs them in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from penchant.data.dataset import History
+from penchant.models import InterestTransformer
+from penchant.models.transformer import TransformerConfig
+from penchant.models.transitions import FLOOR, ItemTransitions
+from penchant.runs import load_run
+
+
+def history(items, user=None) -> History:
+    items = np.asarray(items, dtype=np.int64)
+    return History(items, np.arange(len(items), dtype=np.float64), user)
+
+
+def test_pairs_within_three_events_are_counted_by_distance():
+    t = ItemTransitions.fit([history([0, 1, 2, 3], "a")], 5)
+    c = t.counts.toarray()
+    assert c[0, 1] == 1.0 and c[0, 2] == 0.5 and c[0, 3] == pytest.approx(1 / 3)
+    assert c[1, 0] == 0.0 and c[3].sum() == 0.0  # order matters; nothing follows the last item
+    assert t.counted == {"a": 4}
+
+
+def test_the_distribution_follows_the_last_items_latest_first():
+    t = ItemTransitions.fit([history([0, 1], "a"), history([0, 1], "b"), history([2, 3], "c")], 5)
+    p = t.probabilities([history([2, 0]), history([])]).toarray()
+    # From item 0 (latest, weight 2/3): item 1, 2 of 2 + 1 smoothing; from item 2 (1/3): item 3, 1/2.
+    assert p[0, 1] == pytest.approx(2 / 3 * 2 / 3) and p[0, 3] == pytest.approx(1 / 3 * 1 / 2)
+    assert p[0].sum() < 1.0 and p[1].sum() == 0.0  # smoothing keeps mass back; no history, no row
+    extra, base = t.log_boost([history([2, 0])], 1.5)
+    assert base == pytest.approx(1.5 * np.log(FLOOR))
+    assert extra.toarray()[0, 1] == pytest.approx(1.5 * np.log(4 / 9 + FLOOR) - base)
+
+
+def test_forgetting_a_user_leaves_the_counts_of_everyone_else_exactly():
+    a, b = history([0, 1, 2, 4], "a"), history([1, 2, 3], "b")
+    t = ItemTransitions.fit([a, b], 5)
+    assert t.forget("a", history([0, 1, 2, 4, 3], "a"))  # events observed since come after the counted
+    np.testing.assert_allclose(t.counts.toarray(), ItemTransitions.fit([b], 5).counts.toarray(), atol=1e-12)
+    assert "a" not in t.counted and t.counts[0].nnz == 0 and t.counts[:, 4].nnz == 0
+    assert not t.forget("a", a)
+
+
+def test_saved_and_loaded_and_grown(tmp_path):
+    t = ItemTransitions.fit([history([0, 1, 2], "a"), history([2, 1], "b")], 3)
+    t.save(tmp_path / "t.npz")
+    back = ItemTransitions.load(tmp_path / "t.npz")
+    np.testing.assert_array_equal(back.counts.toarray(), t.counts.toarray())
+    assert back.counted == t.counted
+    back.grow(5)
+    assert back.counts.shape == (5, 5) and back.probabilities([history([4])]).nnz == 0
+
+
+class _Fitted(InterestTransformer):
+    """Only what choosing the weight needs: the transformer's chooser on a stated setting."""
+
+    def __init__(self, transitions):
+        super().__init__(TransformerConfig(transitions=transitions))
+
+
+def test_auto_takes_the_weight_validation_scores_best_and_zero_when_none_helps():
+    model = _Fitted("auto")
+    chosen = model._choose_transition_weight(lambda m: -abs(m.transition_weight - 1.0))
+    assert model.transition_weight == 1.0 and chosen["chosen_by"] == "validation"
+    assert chosen["validation"][1.0] == 0.0 and chosen["validation"][0.0] == -1.0
+    model._choose_transition_weight(lambda m: 0.5)  # a tie: the counts add nothing
+    assert model.transition_weight == 0.0
+    fixed = _Fitted(0.75)
+    assert fixed._choose_transition_weight(lambda m: 1 / 0) == {"weight": 0.75, "chosen_by": "setting"}
+
+
+@pytest.mark.parametrize("bad", [-1, "often"])
+def test_a_bad_weight_is_refused(bad):
+    from penchant.errors import InputError
+
+    with pytest.raises(InputError, match="transitions"):
+        TransformerConfig(transitions=bad)
+
+
+def test_a_trained_run_records_the_choice_and_erasure_takes_the_user_out(tmp_path, make_cycle_dataset):
+    from penchant.data.split import Protocol
+    from penchant.runs import erase_user, train_run
+
+    config = TransformerConfig(dim=16, layers=1, max_len=10, max_epochs=3, threads=1, item_repr="id")
+    run = train_run(
+        make_cycle_dataset(n_users=30), InterestTransformer(config), tmp_path / "run", Protocol(), False
+    )
+    chosen = run.model.fit_stats.settings["transitions"]
+    assert chosen["chosen_by"] == "validation" and set(chosen["validation"]) >= {0.0, 1.0}
+    assert (tmp_path / "run" / "model" / "transitions.npz").exists()
+    assert "u003" in run.model.transitions.counted
+    erase_user(run, "u003")
+    again = load_run(tmp_path / "run")
+    assert "u003" not in again.model.transitions.counted
+    assert b"u003" not in (tmp_path / "run" / "model" / "transitions.npz").read_bytes()
