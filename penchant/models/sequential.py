@@ -431,10 +431,16 @@ class InterestTransformer(Recommender):
             rows = known[start : start + step]
             scores = self.net.score_last(self._batch([histories[i] for i in rows])).float().cpu().numpy()
             if self.transition_weight and self.transitions is not None:
-                extra, base = self.transitions.log_boost([histories[i] for i in rows], self.transition_weight)
+                weight, unseen = self.transition_weight, ~self.transitions.seen
+                extra, base = self.transitions.log_boost([histories[i] for i in rows], weight)
+                deferred = (
+                    self.transitions.unseen_boost(scores.astype(np.float64), weight) if unseen.any() else None
+                )
                 scores += base
                 extra = extra.tocoo()
                 np.add.at(scores, (extra.row, extra.col), extra.data.astype(np.float32))
+                if deferred is not None:
+                    scores[:, unseen] += (deferred - base).astype(np.float32)
             out[rows] = scores
         if empty:
             # No behaviour to attend to: fall back to training popularity.

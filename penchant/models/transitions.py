@@ -39,15 +39,20 @@ class ItemTransitions:
     """Sparse (items x items) transition weights and, per user, how many of their first events
     were counted (so that erasure can take exactly those out)."""
 
-    def __init__(self, counts: sp.csr_matrix, counted: dict[str, int]):
+    def __init__(self, counts: sp.csr_matrix, counted: dict[str, int], seen: np.ndarray | None = None):
         self.counts = counts.tocsr()
         self.counted = counted
+        # Items with any counted event: the counts know nothing of the others (new or held-out
+        # items), so those are left to the model (see :meth:`unseen_boost`).
+        self.seen = np.ones(self.counts.shape[0], dtype=bool) if seen is None else seen
         self._rows: sp.csr_matrix | None = None
 
     @classmethod
     def fit(cls, histories: Iterable[History], n_items: int) -> ItemTransitions:
         sources, targets, weights, counted = [], [], [], {}
+        seen = np.zeros(n_items, dtype=bool)
         for history in histories:
+            seen[history.items] = True
             a, b, w = _pairs(history.items)
             sources.append(a)
             targets.append(b)
@@ -55,13 +60,13 @@ class ItemTransitions:
             if history.user is not None:
                 counted[history.user] = len(history)
         if not sources:
-            return cls(sp.csr_matrix((n_items, n_items)), counted)
+            return cls(sp.csr_matrix((n_items, n_items)), counted, seen)
         counts = sp.csr_matrix(
             (np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))),
             shape=(n_items, n_items),
         )
         counts.sum_duplicates()
-        return cls(counts, counted)
+        return cls(counts, counted, seen)
 
     @property
     def n_items(self) -> int:
@@ -102,6 +107,14 @@ class ItemTransitions:
         extra.data = weight * np.log(p.data + FLOOR) - base
         return extra, base
 
+    def unseen_boost(self, logits: np.ndarray, weight: float) -> np.ndarray:
+        """What the items the counts never saw add, per row of ``logits`` (B, items): the counts
+        defer to the model, taking its own probability for them, ``weight * log(softmax(logits) +
+        FLOOR)``, so a new or held-out item scored by its text is not buried under counted pairs."""
+        top = logits.max(axis=1, keepdims=True)
+        log_norm = top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+        return weight * np.log(np.exp(logits[:, ~self.seen] - log_norm) + FLOOR)
+
     def forget(self, user: str, history: History) -> bool:
         """Take out the pairs ``user``'s counted events added (the first ``counted[user]`` events of
         ``history``, their known history); False when none were counted."""
@@ -125,6 +138,7 @@ class ItemTransitions:
             self.counts = sp.vstack(
                 [self.counts, sp.csr_matrix((n_items - self.counts.shape[0], n_items))]
             ).tocsr()
+            self.seen = np.concatenate([self.seen, np.zeros(n_items - len(self.seen), dtype=bool)])
             self._rows = None
 
     def save(self, path: Path) -> None:
@@ -138,6 +152,7 @@ class ItemTransitions:
             shape=np.array(c.shape),
             users=users,
             counted=np.array(list(self.counted.values()), dtype=np.int64),
+            seen=self.seen,
         )
 
     @classmethod
@@ -147,4 +162,4 @@ class ItemTransitions:
             (saved["data"], saved["indices"], saved["indptr"]), shape=tuple(saved["shape"])
         )
         counted = dict(zip(saved["users"].tolist(), saved["counted"].tolist(), strict=True))
-        return cls(counts, counted)
+        return cls(counts, counted, saved["seen"] if "seen" in saved else None)

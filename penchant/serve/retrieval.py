@@ -16,6 +16,7 @@ import numpy as np
 from penchant.data.dataset import History
 from penchant.models import Recommender
 from penchant.models.topk import PAD, topk_indices
+from penchant.models.transitions import FLOOR
 
 HNSW_M = 32  # links per node: recall vs memory
 HNSW_EF_CONSTRUCTION = 200  # build-time search breadth: recall vs build time
@@ -132,8 +133,19 @@ class AnnRetriever:
             else (np.zeros(0, dtype=np.int64), np.zeros(0), 0.0)
         )
         candidates = np.union1d(candidates, np.setdiff1d(listed, seen) if exclude_seen else listed)
-        scores = (self.vectors[candidates] @ query[0]).astype(np.float64) + base
+        scores = (self.vectors[candidates] @ query[0]).astype(np.float64)
         scores[np.isin(candidates, window)] += self.repeat
+        counts = getattr(self.model, "transitions", None)
+        unseen = ~counts.seen[candidates] if base and counts is not None else np.zeros(len(candidates), bool)
+        if unseen.any():
+            # Items the counts never saw take the model's own probability, as in exact scoring; its
+            # normaliser is taken over the candidates here, an approximation of the catalogue's.
+            top = scores.max()
+            log_norm = top + np.log(np.exp(scores - top).sum())
+            deferred = self.model.transition_weight * np.log(np.exp(scores[unseen] - log_norm) + FLOOR)
+        scores += base
+        if unseen.any():
+            scores[unseen] += deferred - base
         if len(listed):
             at = np.searchsorted(candidates, listed)
             inside = at < len(candidates)

@@ -98,3 +98,46 @@ def test_a_trained_run_records_the_choice_and_erasure_takes_the_user_out(tmp_pat
     again = load_run(tmp_path / "run")
     assert "u003" not in again.model.transitions.counted
     assert b"u003" not in (tmp_path / "run" / "model" / "transitions.npz").read_bytes()
+
+
+def test_items_the_counts_never_saw_take_the_models_own_probability():
+    t = ItemTransitions.fit([history([0, 1, 2], "a")], 4)  # item 3 never seen: new or held out
+    assert t.seen.tolist() == [True, True, True, False]
+    logits = np.array([[1.0, 2.0, 0.5, 3.0]])
+    p = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(t.unseen_boost(logits, 2.0), 2.0 * np.log(p[:, [3]] + FLOOR))
+    t.grow(6)
+    assert t.seen.tolist() == [True, True, True, False, False, False]
+
+
+def test_a_text_scored_item_the_counts_never_saw_is_not_buried(tmp_path, make_cycle_dataset):
+    # An item the counts never saw gets the model's own probability in place of the counts', not the
+    # floor that buries it under every counted pair.
+    from penchant.data.split import Protocol
+    from penchant.runs import train_run
+
+    config = TransformerConfig(
+        dim=16, layers=1, max_len=10, max_epochs=2, threads=1, item_repr="id", transitions=5.0
+    )
+    run = train_run(
+        make_cycle_dataset(n_users=30), InterestTransformer(config), tmp_path / "run", Protocol(), False
+    )
+    model = run.model
+    h = next(iter(model.histories.values()))
+    listed = model.transition_boost(h)[0]
+    raw = model.score([h])[0]
+    raw[listed] = -np.inf
+    favourite = int(np.argmax(raw))  # the model's best among items without counted pairs
+    model.transitions.seen[favourite] = False  # as if the counts had never seen it (new, held out)
+    model.transition_weight = 5.0
+    deferred = model.score([h])[0]
+    weight = model.transition_weight
+    model.transition_weight = 0.0
+    logits = model.score([h])[0].astype(np.float64)
+    model.transition_weight = weight
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    assert deferred[favourite] > deferred[np.setdiff1d(np.arange(len(deferred)), [favourite, *listed])].max()
+    assert deferred[favourite] == pytest.approx(
+        logits[favourite] + 5.0 * np.log(p[favourite] + FLOOR), rel=1e-4
+    )
