@@ -627,9 +627,23 @@ def _run_line(r: dict) -> str:
             else ""
         )
         + f", window {s['window']}, long-term summary {'on' if s['long_term'] else 'off'}, "
-        f"{s['processes']} process(es) x {s['threads']} threads on {s['device']}; "
+        + _transitions(s.get("transitions"))
+        + f"{s['processes']} process(es) x {s['threads']} threads on {s['device']}; "
         f"load average {load['before']} before, {load['after']} after."
     )
+
+
+def _transitions(chosen: dict | None) -> str:
+    """The item-transition weight and how it was chosen (runs before the counts: nothing)."""
+    if not chosen:
+        return ""
+    scores = chosen.get("validation")
+    tried = (
+        " (validation NDCG@10 " + ", ".join(f"{float(w):g}: {v:.4f}" for w, v in scores.items()) + ")"
+        if scores
+        else ""
+    )
+    return f"item-transition weight {chosen['weight']:g} chosen by {chosen['chosen_by']}{tried}, "
 
 
 def _bar_line(bar: dict, target: dict) -> str:
