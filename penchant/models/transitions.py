@@ -107,13 +107,15 @@ class ItemTransitions:
         extra.data = weight * np.log(p.data + FLOOR) - base
         return extra, base
 
-    def unseen_boost(self, logits: np.ndarray, weight: float) -> np.ndarray:
-        """What the items the counts never saw add, per row of ``logits`` (B, items): the counts
-        defer to the model, taking its own probability for them, ``weight * log(softmax(logits) +
-        FLOOR)``, so a new or held-out item scored by its text is not buried under counted pairs."""
+    def unseen_boost(self, logits: np.ndarray, weight: float, items: np.ndarray | None = None) -> np.ndarray:
+        """What the items the counts never saw add, per row of ``logits`` (B, N) over ``items`` (N,;
+        default: the whole catalogue): the counts defer to the model, taking its own probability
+        for them, ``weight * log(softmax(logits) + FLOOR)``, so a new or held-out item scored by its
+        text is not buried under counted pairs. Returns (B, number of unseen among ``items``)."""
+        unseen = ~self.seen if items is None else ~self.seen[items]
         top = logits.max(axis=1, keepdims=True)
         log_norm = top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-        return weight * np.log(np.exp(logits[:, ~self.seen] - log_norm) + FLOOR)
+        return weight * np.log(np.exp(logits[:, unseen] - log_norm) + FLOOR)
 
     def forget(self, user: str, history: History) -> bool:
         """Take out the pairs ``user``'s counted events added (the first ``counted[user]`` events of

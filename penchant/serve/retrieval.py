@@ -16,7 +16,6 @@ import numpy as np
 from penchant.data.dataset import History
 from penchant.models import Recommender
 from penchant.models.topk import PAD, topk_indices
-from penchant.models.transitions import FLOOR
 
 HNSW_M = 32  # links per node: recall vs memory
 HNSW_EF_CONSTRUCTION = 200  # build-time search breadth: recall vs build time
@@ -138,11 +137,8 @@ class AnnRetriever:
         counts = getattr(self.model, "transitions", None)
         unseen = ~counts.seen[candidates] if base and counts is not None else np.zeros(len(candidates), bool)
         if unseen.any():
-            # Items the counts never saw take the model's own probability, as in exact scoring; its
-            # normaliser is taken over the candidates here, an approximation of the catalogue's.
-            top = scores.max()
-            log_norm = top + np.log(np.exp(scores - top).sum())
-            deferred = self.model.transition_weight * np.log(np.exp(scores[unseen] - log_norm) + FLOOR)
+            # As in exact scoring, with the normaliser over the candidates: an approximation.
+            deferred = counts.unseen_boost(scores[None, :], self.model.transition_weight, candidates)[0]
         scores += base
         if unseen.any():
             scores[unseen] += deferred - base

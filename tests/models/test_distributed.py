@@ -28,14 +28,6 @@ def torchrun(*args: str, cwd) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="module")
-def cycle_files(tmp_path_factory, make_cycle_dataset):
-    folder = tmp_path_factory.mktemp("ddp")
-    data = make_cycle_dataset(n_users=80, n_items=20)
-    data.events[["user_id", "item_id", "timestamp"]].to_csv(folder / "events.csv", index=False)
-    return folder
-
-
 def hit_rate_at_1(run) -> float:
     parts = run.split()
     top = rank(run.model, parts.test, 1)[:, 0]

@@ -72,24 +72,16 @@ def test_more_privacy_needs_more_noise():
     assert sigmas[0] > sigmas[1] > sigmas[2] > 0
 
 
-@pytest.fixture(scope="module")
-def cycle_events(tmp_path_factory, make_cycle_dataset):
-    folder = tmp_path_factory.mktemp("dp")
-    data = make_cycle_dataset(n_users=80, n_items=20)
-    data.events[["user_id", "item_id", "timestamp"]].to_csv(folder / "events.csv", index=False)
-    return folder
-
-
 SMALL = {"dim": 32, "layers": 1, "max_len": 20, "threads": 1, "lr": 0.01, "seed": 0, "dropout": 0.1}
 
 
-def test_penchant_train_dp_epsilon_spends_it_and_says_so(cycle_events):
-    out = cycle_events / "private"
+def test_penchant_train_dp_epsilon_spends_it_and_says_so(cycle_files):
+    out = cycle_files / "private"
     config = json.dumps({**SMALL, "dp_epochs": 2, "dp_users_per_step": 16})
     result = penchant(
         "train",
         "--events",
-        str(cycle_events / "events.csv"),
+        str(cycle_files / "events.csv"),
         "--dp-epsilon",
         "4",
         "--config",
@@ -111,15 +103,15 @@ def test_penchant_train_dp_epsilon_spends_it_and_says_so(cycle_events):
     assert "whether it converged was not checked" in " ".join(report.stdout.split())
 
 
-def test_the_private_loop_learns_when_its_noise_is_negligible(cycle_events):
+def test_the_private_loop_learns_when_its_noise_is_negligible(cycle_files):
     # The same loop with ε so large that the noise is nothing: it must learn the cycle, so a loop that
     # never stepped, or stepped on the wrong gradients, fails here.
-    out = cycle_events / "nearly-public"
+    out = cycle_files / "nearly-public"
     config = json.dumps({**SMALL, "dp_epochs": 40, "dp_users_per_step": 16, "dp_clip": 100.0})
     result = penchant(
         "train",
         "--events",
-        str(cycle_events / "events.csv"),
+        str(cycle_files / "events.csv"),
         "--dp-epsilon",
         "1e7",
         "--config",
