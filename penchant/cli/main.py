@@ -307,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete stored events older than this many days, at start and hourly (default: keep)",
     )
     serve.add_argument(
+        "--reward-window",
+        type=float,
+        default=1800.0,
+        help="an event of a user this many seconds after a recommendation showed its item rewards "
+        "that impression (default 1800; an event naming the response's request_id rewards it any time)",
+    )
+    serve.add_argument(
         "--unknown-users",
         choices=("popular", "404"),
         default="popular",

@@ -32,6 +32,7 @@ def serve(args: argparse.Namespace) -> int:
         device=args.device,
         unknown_users=getattr(args, "unknown_users", "popular"),
         retain_days=getattr(args, "retain_days", None),
+        reward_window=getattr(args, "reward_window", 1800.0),
     )
     parse_url(settings.db_url)  # a malformed URL is a one-line error here, not a failed startup
     from penchant.models.devices import resolve_device

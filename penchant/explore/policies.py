@@ -336,29 +336,55 @@ class Bandit(Policy):
             raise InputError("bandit state was saved for a different set of interests")
         self.rng = np.random.default_rng(self.config.seed)
 
+    def prior(self, candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
+        """The Beta prior (alpha, beta) per interest that a user's first slate starts from."""
+        z = candidates.scores - candidates.scores.max()
+        spread = candidates.scores.std() or 1.0
+        weights = np.exp(z / spread)
+        mass = weights @ self.membership[candidates.items]  # (K,)
+        mean = mass / mass.max() if mass.max() > 0 else np.zeros_like(mass)
+        mean = np.clip(mean, self.config.prior_floor, 1.0 - self.config.prior_floor)
+        n0 = self.config.prior_strength
+        return 1.0 + n0 * mean, 1.0 + n0 * (1.0 - mean)
+
     def _posterior(self, user_id: str, candidates: Candidates) -> tuple[np.ndarray, np.ndarray]:
         if user_id not in self.state.alpha:
-            z = candidates.scores - candidates.scores.max()
-            spread = candidates.scores.std() or 1.0
-            weights = np.exp(z / spread)
-            mass = weights @ self.membership[candidates.items]  # (K,)
-            mean = mass / mass.max() if mass.max() > 0 else np.zeros_like(mass)
-            mean = np.clip(mean, self.config.prior_floor, 1.0 - self.config.prior_floor)
-            n0 = self.config.prior_strength
-            self.state.alpha[user_id] = list(1.0 + n0 * mean)
-            self.state.beta[user_id] = list(1.0 + n0 * (1.0 - mean))
+            alpha, beta = self.prior(candidates)
+            self.state.alpha[user_id], self.state.beta[user_id] = list(alpha), list(beta)
         return np.array(self.state.alpha[user_id]), np.array(self.state.beta[user_id])
 
     def _select(self, user, candidates, k, explore, profile):
         alpha, beta = self._posterior(user.user_id or "", candidates)
         theta = self.rng.beta(alpha, beta)  # (K,)
+        positions = self._top(candidates, k, explore, theta[None, :])[0]
         m = self.membership[candidates.items]  # (C, K)
-        drawn = (m * theta[None, :]).sum(axis=1)
-        combined = (1.0 - explore) * relevance(candidates.scores) + explore * drawn
-        positions = np.lexsort((np.arange(len(candidates)), -combined))[:k]
         interests = np.argmax(m[positions] * theta[None, :], axis=1)
         interests[m[positions].sum(axis=1) == 0] = -1
         return positions, interests
+
+    def _top(self, candidates: Candidates, k: int, explore: float, thetas: np.ndarray) -> np.ndarray:
+        """Positions (D, k) of the slate each row of drawn click rates ``thetas`` (D, K) gives."""
+        drawn = thetas @ self.membership[candidates.items].T  # (D, C)
+        combined = (1.0 - explore) * relevance(candidates.scores)[None, :] + explore * drawn
+        # Ties go to the better model rank, as a stable sort of -combined does.
+        return np.argsort(-combined, axis=1, kind="stable")[:, :k]
+
+    def propensities(
+        self, user: UserContext, candidates: Candidates, slate: Slate, explore: float, draws: int = 256
+    ) -> np.ndarray:
+        """For each item of ``slate``: the probability that a slate of this user's posterior puts it in
+        (a Monte Carlo estimate over ``draws`` draws, never below 1 / (draws + 1)), the propensity an
+        off-policy estimate divides by. Call it right after :meth:`rerank`, before any update."""
+        if explore == 0.0 or len(slate.items) == 0:
+            return np.ones(len(slate.items))
+        alpha, beta = self._posterior(user.user_id or "", candidates)
+        rng = np.random.default_rng([self.config.seed, draws])  # its own draws: the slates' stay as they were
+        thetas = rng.beta(alpha, beta, size=(draws, len(alpha)))
+        shown = self._top(candidates, len(slate.items), explore, thetas)
+        counts = np.bincount(shown.ravel(), minlength=len(candidates))
+        position = {int(item): p for p, item in enumerate(candidates.items)}
+        hits = counts[[position[int(i)] for i in slate.items]]
+        return (hits + 1.0) / (draws + 1.0)
 
     def update(self, user_id: str, items: np.ndarray, clicked: np.ndarray) -> None:
         """Credit each shown item's interests (by membership) with a click or a miss."""

@@ -17,10 +17,11 @@ from penchant.explain import Explanation
 from penchant.interests import Profile
 from penchant.models import Recommendation
 from penchant.serve.db import PoolBusy
+from penchant.serve.feedback import Feedback, Reward, Shown, Weights
 from penchant.serve.interests import DEFAULT_CANDIDATES, ExploredItem, PolicyName, RunInterests
 from penchant.serve.settings import Settings
 from penchant.serve.state import REFRESH_USERS, LoadedRun, ModelHolder, UserState
-from penchant.serve.store import EventStore
+from penchant.serve.store import Event, EventStore
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class UserRecommendations:
     loaded: LoadedRun
     roles: list[ExploredItem] | None = None  # with a policy: each item's role and interest
     exclude_seen: bool = False  # whether already-seen items were left out (asked for, or the run's default)
+    request_id: str = ""  # the impression this response was logged as
 
 
 class NoInterests(Exception):
@@ -45,10 +47,11 @@ class UnknownItem(LookupError):
 
 
 class Answers:
-    def __init__(self, settings: Settings, store: EventStore, models: ModelHolder):
+    def __init__(self, settings: Settings, store: EventStore, models: ModelHolder, feedback: Feedback):
         self.settings = settings
         self.store = store
         self.models = models
+        self.feedback = feedback
 
     def history(self, user_id: str, loaded: LoadedRun) -> History:
         """The user's stored history in the model's item indices, oldest first."""
@@ -81,8 +84,15 @@ class Answers:
             self.user_state(user_id, loaded)
 
     def forget(self, user_id: str) -> None:
-        """Drop an erased user's cached state (the version check would reject it anyway)."""
+        """Drop an erased user's cached state (the version check would reject it anyway) and their
+        impressions not yet written."""
         self.models.current.users.discard(user_id)
+        self.feedback.forget(user_id)
+
+    def rewards(self, events: Iterable[tuple[Event, str | None]]) -> list[Reward]:
+        """The impressions these just-stored events (each with the request ID it names, if any) reward."""
+        rows = [(e.user_id, e.item_id, request_id) for e, request_id in events]
+        return self.feedback.reward(rows, _weights(self.models.current))
 
     def recommend(
         self,
@@ -144,12 +154,25 @@ class Answers:
             candidates = loaded.retriever.top_k(
                 history, max(DEFAULT_CANDIDATES, k), exclude_seen, cached.state
             )
-            roles = _interests(loaded).rerank(policy, user_id, history, candidates, k, explore)
+            interests = _interests(loaded)
+            stored = None
+            if policy is PolicyName.bandit:  # the user's posterior, shared by every replica
+                stored = self.feedback.posterior(user_id, _weights(loaded))
+            roles, used = interests.rerank(policy, user_id, history, candidates, k, explore, stored)
+            if used is not None:
+                self.feedback.start_posterior(
+                    user_id, {name: ab for name, ab in used.items() if name not in (stored or {})}
+                )
             top = [(r.item, r.score) for r in roles]
         items = [
             Recommendation(model.item_map.ids[i], score, titles[i] if titles else None) for i, score in top
         ]
-        return UserRecommendations(items, len(history), loaded, roles, exclude_seen)
+        shown = [
+            Shown(r.item_id, role.role, role.interest, role.propensity) if role else Shown(r.item_id)
+            for r, role in zip(items, roles or [None] * len(items), strict=True)
+        ]
+        request_id = self.feedback.log(user_id, shown, policy.value if policy else None, explore)
+        return UserRecommendations(items, len(history), loaded, roles, exclude_seen, request_id)
 
     def profile(self, user_id: str) -> Profile:
         loaded = self.models.current
@@ -170,6 +193,14 @@ class Answers:
         if len(history) == 0:
             raise UnknownUser(f"user_id: no stored events of user '{user_id}' with items the model knows")
         return history
+
+
+def _weights(loaded: LoadedRun) -> Weights:
+    """Item ID -> its interests and membership, in the loaded run's taxonomy (none without one)."""
+    interests = loaded.interests
+    if interests is None:
+        return lambda item_id: {}
+    return lambda item_id: interests.weights(item_id, loaded.run.model)
 
 
 def _interests(loaded: LoadedRun) -> RunInterests:

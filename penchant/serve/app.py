@@ -16,7 +16,16 @@ from fastapi.staticfiles import StaticFiles
 from penchant import __version__
 from penchant.serve import errors
 from penchant.serve.middleware import BodyLimit, LoopbackGuard, RequestMetrics
-from penchant.serve.routes import dashboard, events, items, profiles, recommendations, service, users
+from penchant.serve.routes import (
+    dashboard,
+    events,
+    feedback,
+    items,
+    profiles,
+    recommendations,
+    service,
+    users,
+)
 from penchant.serve.services import Services
 from penchant.serve.settings import Settings
 
@@ -46,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    for module in (events, users, recommendations, profiles, items, service, dashboard):
+    for module in (events, users, recommendations, feedback, profiles, items, service, dashboard):
         app.include_router(module.router)
     app.mount(
         "/static", StaticFiles(directory=str(resources.files("penchant.serve") / "static")), name="static"

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from penchant.errors import InputError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each migration takes the schema from version i to i + 1; never edit one that has shipped, add another.
 MIGRATIONS: list[list[str]] = [
@@ -71,6 +71,34 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE api_keys ADD COLUMN last_used_at DOUBLE PRECISION",
         # Random values made once per store: the key of the erasure records' HMAC.
         "CREATE TABLE store_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ],
+    [
+        # The feedback loop: every item of every recommendation response, and whether it was rewarded.
+        """CREATE TABLE impressions (
+            request_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            user_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            role TEXT,
+            interest TEXT,
+            policy TEXT NOT NULL DEFAULT '',
+            explore DOUBLE PRECISION NOT NULL,
+            propensity DOUBLE PRECISION NOT NULL,
+            shown_at DOUBLE PRECISION NOT NULL,
+            rewarded_at DOUBLE PRECISION,
+            settled INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (request_id, position)
+        )""",
+        "CREATE INDEX impressions_user_item ON impressions (user_id, item_id, shown_at)",
+        "CREATE INDEX impressions_shown ON impressions (shown_at)",
+        # The bandit's Beta posterior of each user's click rate per interest, shared by replicas.
+        """CREATE TABLE bandit_posteriors (
+            user_id TEXT NOT NULL,
+            interest TEXT NOT NULL,
+            alpha DOUBLE PRECISION NOT NULL,
+            beta DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (user_id, interest)
+        )""",
     ],
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

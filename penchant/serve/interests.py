@@ -52,6 +52,10 @@ class ExploredItem:
     score: float
     role: str  # exploit or explore
     interest: str | None
+    propensity: float = 1.0  # probability that the policy shows the item in this slate
+
+
+Posterior = dict[str, tuple[float, float]]  # the bandit's Beta (alpha, beta) of one user, per interest
 
 
 @dataclass
@@ -60,7 +64,8 @@ class RunInterests:
 
     taxonomy: Taxonomy
     policies: dict[PolicyName, Policy]
-    # The bandit keeps per-user posteriors and a random generator: one slate at a time.
+    # The bandit holds the user's posterior (from the store) and a random generator while it draws a
+    # slate: one slate at a time.
     _bandit_lock: threading.Lock
 
     @classmethod
@@ -74,17 +79,19 @@ class RunInterests:
         policies = {PolicyName(name): policy for name, policy in built.items()}
         return cls(taxonomy, policies, threading.Lock())
 
-    def forget(self, user_id: str) -> None:
-        """Drop an erased user's bandit posteriors."""
-        bandit: Bandit = self.policies[PolicyName.bandit]  # type: ignore[assignment]
-        with self._bandit_lock:
-            bandit.state.alpha.pop(user_id, None)
-            bandit.state.beta.pop(user_id, None)
+    def weights(self, item_id: str, model: Recommender) -> dict[str, float]:
+        """The interests of an item of ``model``'s catalogue and its membership in each (what a
+        reward or a miss credits to the bandit's posteriors); empty for an item the model lacks."""
+        index = int(model.item_map.indices([item_id])[0])
+        if index < 0 or index >= len(self.taxonomy.membership):
+            return {}
+        row = self.taxonomy.membership[index]
+        return {self.taxonomy.names[j]: float(row[j]) for j in np.flatnonzero(row)}
 
     def with_items(self, model: Recommender, categories: list[list[str] | None]) -> RunInterests:
         """These interests for ``model``, whose catalogue grew by items with these categories (appended
         in order; categories the taxonomy does not have are left out, so an item may have none). The
-        bandit keeps what it learned: its posteriors are per interest, not per item."""
+        bandit's posteriors are per interest and live in the event store, so they carry over."""
         names = self.taxonomy.names
         index = {name: j for j, name in enumerate(names)}
         rows = np.zeros((len(categories), len(names)), dtype=np.float32)
@@ -98,7 +105,7 @@ class RunInterests:
         vectors = item_vectors_for(model, list(model.histories.values()))
         old: NovelInterest = self.policies[PolicyName.novel_interest]  # type: ignore[assignment]
         bandit: Bandit = self.policies[PolicyName.bandit]  # type: ignore[assignment]
-        grown = Bandit(taxonomy, bandit.config, bandit.state)
+        grown = Bandit(taxonomy, bandit.config)
         grown.rng = bandit.rng
         policies: dict[PolicyName, Policy] = {
             PolicyName.diversity: Diversity(taxonomy, vectors),
@@ -122,23 +129,45 @@ class RunInterests:
         candidates: list[tuple[int, float]],
         k: int,
         explore: float,
-    ) -> list[ExploredItem]:
-        """Re-rank the retriever's candidates (best first) into a slate of ``k``."""
+        posterior: Posterior | None = None,
+    ) -> tuple[list[ExploredItem], Posterior | None]:
+        """Re-rank the retriever's candidates (best first) into a slate of ``k``.
+
+        The bandit draws from ``posterior`` (the user's, as stored; interests it lacks start from the
+        model's prior) and returns the posterior it drew from, so the caller can store the new
+        interests' priors; the other policies return None. The bandit keeps no user in memory."""
         if not candidates:
-            return []
+            return [], None
         pool = Candidates(
             np.array([i for i, _ in candidates], dtype=np.int64),
             np.array([s for _, s in candidates], dtype=np.float64),
         )
         chosen = self.policies[policy]
         context = UserContext(history, user_id)
-        if policy is PolicyName.bandit:
+        used = None
+        if isinstance(chosen, Bandit):
+            names = self.taxonomy.names
             with self._bandit_lock:
-                slate = chosen.rerank(context, pool, k, explore)
+                alpha, beta = chosen.prior(pool)
+                for j, name in enumerate(names):
+                    if posterior and name in posterior:
+                        alpha[j], beta[j] = posterior[name]
+                chosen.state.alpha[user_id], chosen.state.beta[user_id] = list(alpha), list(beta)
+                try:
+                    slate = chosen.rerank(context, pool, k, explore)
+                    propensities = chosen.propensities(context, pool, slate, explore)
+                finally:
+                    chosen.state.alpha.pop(user_id, None)
+                    chosen.state.beta.pop(user_id, None)
+            used = {name: (float(a), float(b)) for name, a, b in zip(names, alpha, beta, strict=True)}
         else:
             slate = chosen.rerank(context, pool, k, explore)
+            propensities = np.ones(len(slate.items))  # a deterministic re-ranking shows what it shows
         names = self.taxonomy.names
-        return [
-            ExploredItem(int(i), float(s), EXPLORE if e else EXPLOIT, names[j] if j >= 0 else None)
-            for i, s, e, j in zip(slate.items, slate.scores, slate.explores, slate.interests, strict=True)
+        items = [
+            ExploredItem(int(i), float(s), EXPLORE if e else EXPLOIT, names[j] if j >= 0 else None, float(p))
+            for i, s, e, j, p in zip(
+                slate.items, slate.scores, slate.explores, slate.interests, propensities, strict=True
+            )
         ]
+        return items, used

@@ -29,6 +29,19 @@ class Metrics:
         self.recommendations = Counter(
             "penchant_recommendations", "Recommendation lists served", ["retrieval"], registry=self.registry
         )
+        # Click-through by role and policy: rewards / impressions (per process; sum over replicas).
+        self.impressions = Counter(
+            "penchant_impressions",
+            "Items shown in recommendation responses (policy none: the model's own ranking)",
+            ["policy", "role"],
+            registry=self.registry,
+        )
+        self.rewards = Counter(
+            "penchant_rewards",
+            "Shown items that a later event of the user rewarded",
+            ["policy", "role"],
+            registry=self.registry,
+        )
         self.reloads = Counter("penchant_model_reloads", "Model reloads", ["outcome"], registry=self.registry)
         self.model_loaded_at = Gauge(
             "penchant_model_loaded_timestamp_seconds",

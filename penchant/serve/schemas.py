@@ -108,6 +108,13 @@ class EventIn(Strict):
     )
     value: float | None = Field(None, description="a rating, dwell time or price")
     text: LongText | None = Field(None, description="a review, comment or query")
+    request_id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(external_id)] | None = (
+        Field(
+            None,
+            description="the request_id of the recommendation response that showed this item: the event "
+            "rewards that impression (without it, an impression of the item within the reward window)",
+        )
+    )
 
 
 def _event_shape(body: Any) -> str:
@@ -127,6 +134,7 @@ class EventsIn(RootModel):
 class EventsStored(BaseModel):
     received: int = Field(description="events in the request")
     stored: int = Field(description="events newly stored; the rest were already stored (exact duplicates)")
+    rewarded: int = Field(0, description="impressions (shown recommended items) these events rewarded")
 
 
 class EventOut(BaseModel):
@@ -193,9 +201,15 @@ class RecommendationOut(BaseModel):
         None, description="with a policy: exploit (among the model's own top k) or explore (brought in)"
     )
     interest: str | None = Field(None, description="with a policy: the interest the item serves")
+    propensity: float = Field(
+        description="the probability that the policy shows this item in this list (1 unless it samples)"
+    )
 
 
 class RecommendationsOut(BaseModel):
+    request_id: str = Field(
+        description="this response's impression: send it with an event of a shown item to reward it"
+    )
     user_id: str
     items: list[RecommendationOut]
     model: str
@@ -235,6 +249,23 @@ class ExplanationOut(BaseModel):
     method: str
     items: list[HistoryContributionOut] = Field(description="past items, largest weight first")
     interests: list[InterestWeightOut] = Field(description="largest weight first")
+
+
+class RateOut(BaseModel):
+    policy: str | None = Field(description="the exploration policy; null: the model's own ranking")
+    role: str | None = Field(description="exploit or explore; null without a policy")
+    shown: int = Field(description="items shown")
+    rewarded: int = Field(description="of those, items a later event of the user rewarded")
+    ctr: float | None = Field(description="rewarded / shown")
+    start: float | None = Field(None, description="in a timeline: the bucket's start (Unix seconds)")
+
+
+class FeedbackOut(BaseModel):
+    since: float = Field(description="impressions shown from this time on (Unix seconds)")
+    bucket_seconds: float
+    reward_window_seconds: float = Field(description="an event this soon after an impression rewards it")
+    totals: list[RateOut] = Field(description="per policy and role")
+    timeline: list[RateOut] = Field(description="per time bucket, policy and role, oldest first")
 
 
 # ---------------------------------------------------------------------------------------- profiles

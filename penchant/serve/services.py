@@ -11,6 +11,7 @@ import torch
 
 from penchant.serve.answers import Answers
 from penchant.serve.db import Database, redact
+from penchant.serve.feedback import Feedback
 from penchant.serve.keys import KeyCache, count_keys
 from penchant.serve.metrics import Metrics
 from penchant.serve.settings import Settings
@@ -27,6 +28,7 @@ class Services:
     store: EventStore
     models: ModelHolder  # the served run: load, reload, add items
     answers: Answers  # per-user reads: recommendations, profiles, explanations
+    feedback: Feedback  # impressions, rewards, bandit posteriors
     metrics: Metrics
     torch_threads_before: int = 0
     keys: KeyCache = field(default_factory=KeyCache)
@@ -38,15 +40,19 @@ class Services:
         threads_before = torch.get_num_threads()
         torch.set_num_threads(settings.torch_threads)
         db = Database(settings.db_url, pool_size=settings.db_pool_size)
+        feedback = None
         try:
             before = db.migrate()
             if before == 0:
                 log.info("created the event store schema in %s", redact(settings.db_url))
             store = EventStore(db)
             models = ModelHolder(settings, store)
-            answers = Answers(settings, store, models)
-            services = cls(settings, db, store, models, answers, Metrics(), threads_before)
+            feedback = Feedback(db, settings.reward_window)
+            answers = Answers(settings, store, models, feedback)
+            services = cls(settings, db, store, models, answers, feedback, Metrics(), threads_before)
         except BaseException:
+            if feedback is not None:
+                feedback.close()
             db.close()
             torch.set_num_threads(threads_before)
             raise
@@ -85,6 +91,7 @@ class Services:
     def close(self) -> None:
         if self.retention is not None:
             self.retention.stop()
+        self.feedback.close()
         self.db.close()
         torch.set_num_threads(self.torch_threads_before)  # leave the process as it was (tests run many apps)
 

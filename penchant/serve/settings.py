@@ -34,6 +34,9 @@ class Settings:
     # Data minimisation: events whose time is older than this many days are deleted from the store,
     # at start and every hour (None: kept until erased).
     retain_days: float | None = None
+    # An event of a user within this many seconds of an impression of its item rewards that impression
+    # (an event naming the impression's request_id rewards it at any time).
+    reward_window: float = 1800.0
 
     def __post_init__(self) -> None:
         if self.open_access and not is_loopback(self.host):
@@ -43,6 +46,8 @@ class Settings:
             )
         if self.retain_days is not None and not self.retain_days > 0:
             raise InputError(f"--retain-days must be > 0, got {self.retain_days}")
+        if not 0 < self.reward_window < float("inf"):
+            raise InputError(f"--reward-window must be a number of seconds > 0, got {self.reward_window}")
         if self.unknown_users not in ("popular", "404"):
             raise InputError(f"--unknown-users must be popular or 404, got '{self.unknown_users}'")
         for name in (

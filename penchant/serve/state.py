@@ -197,7 +197,7 @@ class ModelHolder:
 
     def erase_user(self, user_id: str) -> int:
         """Remove an erased user from the served run: its directory (data, model history, event
-        text) and this process's copy, and their bandit posteriors; returns how many of the run's
+        text) and this process's copy; returns how many of the run's
         events were theirs. Another replica drops its copy at its next reload, which reads the
         rewritten directory."""
         with self._reload_lock:
@@ -207,16 +207,13 @@ class ModelHolder:
 
     def forget_erased(self, user_id: str) -> None:
         """Drop, in this process only, a user another replica erased (the run directory is already
-        rewritten): their history in the loaded model, their cached state and bandit posteriors."""
+        rewritten): their history in the loaded model and their cached state."""
         with self._reload_lock:
             self.current.run.model.forget_user(user_id)
             self._forget(user_id)
 
     def _forget(self, user_id: str) -> None:
-        loaded = self.current
-        loaded.users.discard(user_id)
-        if loaded.interests is not None:
-            loaded.interests.forget(user_id)
+        self.current.users.discard(user_id)
 
     def reload(self) -> LoadedRun:
         """Load the run directory again (a newer run written there) and swap it in; requests already

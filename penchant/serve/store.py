@@ -170,11 +170,14 @@ class EventStore:
         return int(count), int(newest or 0)
 
     def erase_user(self, user_id: str) -> int:
-        """Delete the user's events and remember the erasure (by a hash of the ID, not the ID), so
-        that importing a run's data never brings them back; returns how many events were deleted."""
+        """Delete the user's events, impressions and bandit posteriors, and remember the erasure (by a
+        hash of the ID, not the ID), so that importing a run's data never brings them back; returns
+        how many events were deleted."""
         key = self.erasure_key(user_id)  # before the transaction: the first call writes the secret
         with self.db.transaction() as tx:
             deleted = tx.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
+            tx.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,))
+            tx.execute("DELETE FROM bandit_posteriors WHERE user_id = ?", (user_id,))
             tx.execute(
                 "INSERT INTO erasures (user_id, erased_at) VALUES (?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET erased_at = excluded.erased_at",
@@ -184,11 +187,12 @@ class EventStore:
         return deleted
 
     def delete_older_than(self, cutoff: float) -> int:
-        """Delete the events whose time is before ``cutoff`` (Unix seconds), overwriting them on
-        SQLite as an erasure does; returns how many were deleted."""
+        """Delete the events whose time is before ``cutoff`` (Unix seconds), and the impressions shown
+        before it, overwriting them on SQLite as an erasure does; returns how many events were deleted."""
         with self.db.transaction() as tx:
             deleted = tx.execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
-        if deleted:
+            deleted_impressions = tx.execute("DELETE FROM impressions WHERE shown_at < ?", (cutoff,)).rowcount
+        if deleted or deleted_impressions:
             self.db.scrub()
         return deleted
 

@@ -148,6 +148,7 @@ ACCESS = {
     ("GET", "/health"): None,
     ("GET", "/health/ready"): None,
     ("GET", "/metrics"): "read",
+    ("GET", "/feedback"): "read",
     ("GET", "/users"): "read",
     ("GET", "/users/{user_id}/events"): "read",
     ("GET", "/users/{user_id}/recommendations"): "read",

@@ -49,7 +49,7 @@ def test_run_events_are_imported_once(serve, ease_run, db_url):
 def test_single_and_batch_events_are_stored_and_deduplicated(serve, ease_run):
     client = serve(ease_run)
     one = client.post("/events", json=event(event_type="click", value=2.5, text="liked it"))
-    assert one.status_code == 200 and one.json() == {"received": 1, "stored": 1}
+    assert one.status_code == 200 and one.json() == {"received": 1, "stored": 1, "rewarded": 0}
     batch = [
         event(item="m04", ts=NOW + 1),
         event(item="m05", ts="2023-11-14T22:13:22Z"),
@@ -58,6 +58,7 @@ def test_single_and_batch_events_are_stored_and_deduplicated(serve, ease_run):
     assert client.post("/events", json=batch).json() == {
         "received": 3,
         "stored": 2,
+        "rewarded": 0,  # no recommendation was shown to the user
     }  # the last one is a repeat
 
     events = client.get("/users/new-user/events").json()

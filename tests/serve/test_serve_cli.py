@@ -90,7 +90,10 @@ def test_a_served_run_takes_keys_and_reloads_on_sighup(ease_run, tmp_path):
         key = run("keys", "create", "--db", url, "--scope", "write").stdout.strip()
         event = {"user_id": "cli-user", "item_id": "m01", "timestamp": 1.7e9}
         assert request(f"{base}/events", "POST", event)[0] == 401
-        assert request(f"{base}/events", "POST", event, key) == (200, '{"received":1,"stored":1}')
+        assert request(f"{base}/events", "POST", event, key) == (
+            200,
+            '{"received":1,"stored":1,"rewarded":0}',
+        )
 
         server.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 60

@@ -2,6 +2,7 @@
 and recommendations, record a view, and see the recommendations move at once."""
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -155,6 +156,41 @@ def test_dashboard_charts_the_interest_profile(browser, server, tmp_path):
     assert chart.locator("rect.bar.long").count() == chart.locator("rect.bar.short").count() == 4
     assert "Emerging: Comedy" in page.locator("#profile-summary").inner_text()
     page.screenshot(path=str(tmp_path / "profile.png"), full_page=True)
+
+
+def test_dashboard_plots_explore_and_exploit_click_through(browser, server, tmp_path):
+    """A view recorded from the list names that list's request: the explore line gets its one click,
+    above the exploit line, which has none."""
+    page = browser.new_page(viewport={"width": 1200, "height": 1400})
+    problems = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{server}/#user=u003")
+    page.wait_for_function("document.querySelector('#status').textContent === 'User u003'")
+    assert page.locator("#feedback-summary").inner_text().startswith("no policy: 0 of ")
+    page.locator("#exclude-seen").uncheck()  # u003 has had most of the cycle's items
+    page.wait_for_function("document.querySelectorAll('#recs li').length === 10")
+    page.select_option("#policy", "calibrated")
+    page.eval_on_selector(
+        "#explore",
+        "el => { el.value = '1'; for (const e of ['input', 'change']) el.dispatchEvent(new Event(e)); }",
+    )
+    page.wait_for_function("document.querySelectorAll('#recs li.explore').length > 0")
+    page.locator("#recs li.explore").first.locator("button.record").click()
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Recorded a view')")
+    assert "click-through below counts it" in page.locator("#status").inner_text()
+    summary = page.locator("#feedback-summary").inner_text()
+    # Every list the page loaded counts (the slider's and the reload after the view too).
+    assert re.search(r"explore: 1 of \d+ clicked", summary) and re.search(
+        r"exploit: 0 of \d+ clicked", summary
+    )
+    chart = page.locator("#feedback-chart svg")
+    assert chart.locator("circle[data-role=explore]").count() == 1
+    assert chart.locator("circle[data-role=exploit]").count() == 1
+    explore_y = float(chart.locator("circle[data-role=explore]").get_attribute("cy"))
+    exploit_y = float(chart.locator("circle[data-role=exploit]").get_attribute("cy"))
+    assert explore_y < exploit_y  # higher click-through is higher on the chart
+    assert problems == []
+    page.screenshot(path=str(tmp_path / "feedback.png"), full_page=True)
 
 
 def page_post(browser, url: str, body) -> int:

@@ -266,7 +266,9 @@ def test_turning_the_knob_changes_the_slate(serve, transformer_run, policy):
     assert explored and not set(explored) & set(plain)
 
 
-def test_erasing_a_user_drops_their_bandit_posteriors_and_their_run_history(serve, transformer_run, tmp_path):
+def test_erasing_a_user_drops_their_bandit_posteriors_and_their_run_history(
+    serve, transformer_run, tmp_path, db_url
+):
     import shutil
 
     run_dir = tmp_path / "run"
@@ -281,10 +283,11 @@ def test_erasing_a_user_drops_their_bandit_posteriors_and_their_run_history(serv
         == 200
     )
     loaded = client.app.state.services.models.current
-    bandit = loaded.interests.policies["bandit"]
-    assert {"u003", "u004"} <= set(bandit.state.alpha)
+    db = Database(db_url)
+    stored = "SELECT DISTINCT user_id FROM bandit_posteriors ORDER BY user_id"
+    assert db.fetchall(stored) == [("u003",), ("u004",)]
     assert client.delete("/users/u003").status_code == 200
-    assert "u003" not in bandit.state.alpha and "u003" not in bandit.state.beta
-    assert "u004" in bandit.state.alpha  # only the erased user's
+    assert db.fetchall(stored) == [("u004",)]  # only the erased user's
+    db.close()
     assert "u003" not in loaded.run.model.histories and "u003" in load_run(transformer_run).model.histories
     assert "u003" not in load_run(run_dir).model.histories

@@ -20,15 +20,24 @@ def post_events(services: ServicesDep, body: EventsIn) -> EventsStored:
         raise HTTPException(422, "events: the array is empty; send at least one event")
     if len(events) > limit:
         raise HTTPException(413, f"events: at most {limit} events per request, got {len(events)}")
-    stored = services.store.add_events([_event(e) for e in events])
+    converted = [_event(e) for e in events]
+    stored = services.store.add_events(converted)
     services.metrics.events_stored.inc(stored)
+    # The events are committed already: a failure below must not turn their 2xx into an error.
+    rewarded = 0
     try:
-        # The write pays for the model state, so the next read is cheap. The events are committed
-        # already: a failure here must not turn their 2xx into an error, and the read recomputes.
+        rewards = services.answers.rewards(zip(converted, (e.request_id for e in events), strict=True))
+        for reward in rewards:
+            services.metrics.rewards.labels(reward.policy or "none", reward.role or "none").inc()
+        rewarded = len(rewards)
+    except Exception:
+        log.exception("could not credit the impressions these events reward")
+    try:
+        # The write pays for the model state, so the next read is cheap (the read recomputes it if not).
         services.answers.refresh(e.user_id for e in events)
     except Exception:
         log.exception("could not refresh the online state after storing events")
-    return EventsStored(received=len(events), stored=stored)
+    return EventsStored(received=len(events), stored=stored, rewarded=rewarded)
 
 
 def _event(e: EventIn) -> Event:

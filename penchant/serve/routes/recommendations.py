@@ -59,10 +59,16 @@ async def recommendations(
         raise HTTPException(404, f"user_id: no stored events of user '{user_id}' with items the model knows")
     services.metrics.recommendations.labels(result.loaded.retriever.kind).inc()
     roles = result.roles or [None] * len(result.items)
+    shown: dict[str, int] = {}
+    for role in roles:
+        shown[role.role if role else "none"] = shown.get(role.role if role else "none", 0) + 1
+    for name, n in shown.items():
+        services.metrics.impressions.labels(policy.value if policy else "none", name).inc(n)
     # The hot path: a plain dict in the shape of RecommendationsOut (the documented response_model),
     # sent as is; building and re-validating pydantic models here costs more than the scoring does.
     return JSONResponse(
         {
+            "request_id": result.request_id,
             "user_id": user_id,
             "items": [
                 {
@@ -71,6 +77,7 @@ async def recommendations(
                     "title": r.title,
                     "role": role.role if role else None,
                     "interest": role.interest if role else None,
+                    "propensity": role.propensity if role else 1.0,
                 }
                 for r, role in zip(result.items, roles, strict=True)
             ],

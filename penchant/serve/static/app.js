@@ -96,7 +96,7 @@ async function loadRecommendations(user) {
     viewed.type = "button";
     viewed.textContent = "record a view";
     viewed.title = "store a view event for this user and item now";
-    viewed.addEventListener("click", () => recordView(user, item));
+    viewed.addEventListener("click", () => recordView(user, item, recs.request_id));
     const buttons = document.createElement("span");
     buttons.className = "buttons";
     buttons.append(why, viewed);
@@ -204,16 +204,82 @@ async function loadProfile(user) {
   $("profile").hidden = false;
 }
 
-async function recordView(user, item) {
+async function recordView(user, item, requestId) {
   try {
-    await api("/events", {
+    // Naming the list that showed the item makes the view that list's reward (its click-through).
+    const stored = await api("/events", {
       method: "POST",
-      body: JSON.stringify({ user_id: user, item_id: item.item_id, timestamp: Date.now() / 1000, event_type: "view" }),
+      body: JSON.stringify({
+        user_id: user, item_id: item.item_id, timestamp: Date.now() / 1000, event_type: "view", request_id: requestId,
+      }),
     });
     await showUser(user);
-    setStatus(`Recorded a view of “${item.title || item.item_id}”; the recommendations above already include it.`);
+    setStatus(
+      `Recorded a view of “${item.title || item.item_id}”; the recommendations above already include it` +
+      (stored.rewarded ? " and the click-through below counts it." : ".")
+    );
   } catch (error) {
     setStatus(`Could not record the view: ${error.message}`, true);
+  }
+}
+
+// Click-through per time bucket, one line per role (explore, exploit, no policy), all policies together.
+function feedbackChart(body) {
+  const roles = ["explore", "exploit", "model"];
+  const series = new Map(roles.map((role) => [role, new Map()]));
+  for (const r of body.timeline) {
+    const points = series.get(r.role || "model");
+    const [shown, rewarded] = points.get(r.start) || [0, 0];
+    points.set(r.start, [shown + r.shown, rewarded + r.rewarded]);
+  }
+  const starts = body.timeline.map((r) => r.start);
+  const first = Math.min(...starts), last = Math.max(...starts) + body.bucket_seconds;
+  const ctrs = body.timeline.map((r) => r.ctr || 0);
+  const top = Math.max(0.05, ...ctrs) * 1.1;
+  const left = 46, right = 12, height = 180, width = 720, plot = width - left - right;
+  const x = (t) => left + ((t + body.bucket_seconds / 2 - first) / (last - first)) * plot;
+  const y = (ctr) => 8 + (1 - ctr / top) * (height - 30);
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart" });
+  chart.append(svg("title", {}, "Click-through of recommended items over time, explore vs exploit"));
+  chart.append(svg("line", { x1: left, x2: width - right, y1: y(0), y2: y(0), class: "axis" }));
+  for (const tick of [0, top / 2, top]) {
+    chart.append(svg("text", { x: left - 6, y: y(tick) + 4, "text-anchor": "end", class: "tick" }, `${(tick * 100).toFixed(0)}%`));
+  }
+  for (const t of [first, last]) {
+    const label = new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    chart.append(svg("text", { x: t === first ? left : width - right, y: height - 4, "text-anchor": t === first ? "start" : "end", class: "tick" }, label));
+  }
+  for (const [role, points] of series) {
+    const sorted = [...points.entries()].sort((a, b) => a[0] - b[0]);
+    if (!sorted.length) continue;
+    const xy = sorted.map(([t, [shown, rewarded]]) => [x(t), y(rewarded / shown), shown, rewarded, t]);
+    chart.append(svg("polyline", { points: xy.map(([px, py]) => `${px},${py}`).join(" "), class: `line ${role}` }));
+    for (const [px, py, shown, rewarded, t] of xy) {
+      const dot = svg("circle", { cx: px, cy: py, r: 4, class: `dot ${role}`, "data-role": role });
+      dot.append(svg("title", {}, `${role}, from ${new Date(t * 1000).toLocaleString()}: ${rewarded} of ${shown} clicked`));
+      chart.append(dot);
+    }
+  }
+  return chart;
+}
+
+async function loadFeedback() {
+  try {
+    const body = await api("/feedback?hours=24&bucket=900");
+    $("feedback-window").textContent = `${Math.round(body.reward_window_seconds / 60)} minutes`;
+    const byRole = new Map();
+    for (const r of body.totals) {
+      const [shown, rewarded] = byRole.get(r.role || "model") || [0, 0];
+      byRole.set(r.role || "model", [shown + r.shown, rewarded + r.rewarded]);
+    }
+    $("feedback-chart").replaceChildren(body.timeline.length ? feedbackChart(body) : "");
+    $("feedback-summary").textContent = byRole.size
+      ? [...byRole.entries()].map(([role, [shown, rewarded]]) =>
+          `${role === "model" ? "no policy" : role}: ${rewarded} of ${shown} clicked (${((rewarded / shown) * 100).toFixed(1)}%)`).join(" · ")
+      : "No recommendations shown in the last 24 hours.";
+    $("feedback").hidden = false;
+  } catch (error) {
+    /* click-through is a report beside the user view; the user view reports real errors */
   }
 }
 
@@ -223,6 +289,7 @@ async function showUser(user) {
   setStatus(`Loading user ${user}…`);
   try {
     await Promise.all([loadActivity(user), loadRecommendations(user), loadProfile(user)]);
+    await loadFeedback();
     $("user-view").hidden = false;
     setStatus(`User ${user}`);
   } catch (error) {
@@ -236,6 +303,7 @@ async function refreshRecommendations() {
   setStatus(`Loading recommendations for ${user}…`);
   try {
     await loadRecommendations(user);
+    await loadFeedback();
     setStatus(`User ${user}`);
   } catch (error) {
     setStatus(error.message, true);
