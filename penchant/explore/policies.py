@@ -372,18 +372,17 @@ class Bandit(Policy):
     def propensities(
         self, user: UserContext, candidates: Candidates, slate: Slate, explore: float, draws: int = 256
     ) -> np.ndarray:
-        """For each item of ``slate``: the probability that a slate of this user's posterior puts it in
-        (a Monte Carlo estimate over ``draws`` draws, never below 1 / (draws + 1)), the propensity an
-        off-policy estimate divides by. Call it right after :meth:`rerank`, before any update."""
+        """For each item of ``slate``: the probability that a slate drawn from this user's posterior
+        puts that item at that position (a Monte Carlo estimate over ``draws`` draws, never below
+        1 / (draws + 1)), the propensity an item-position off-policy estimate divides by. Call it right
+        after :meth:`rerank`, before any update."""
         if explore == 0.0 or len(slate.items) == 0:
             return np.ones(len(slate.items))
         alpha, beta = self._posterior(user.user_id or "", candidates)
         rng = np.random.default_rng([self.config.seed, draws])  # its own draws: the slates' stay as they were
         thetas = rng.beta(alpha, beta, size=(draws, len(alpha)))
-        shown = self._top(candidates, len(slate.items), explore, thetas)
-        counts = np.bincount(shown.ravel(), minlength=len(candidates))
-        position = {int(item): p for p, item in enumerate(candidates.items)}
-        hits = counts[[position[int(i)] for i in slate.items]]
+        shown = candidates.items[self._top(candidates, len(slate.items), explore, thetas)]  # (D, k)
+        hits = (shown == np.asarray(slate.items)[None, :]).sum(axis=0)
         return (hits + 1.0) / (draws + 1.0)
 
     def update(self, user_id: str, items: np.ndarray, clicked: np.ndarray) -> None:

@@ -160,13 +160,22 @@ def model_scores(
     return shares[:, world.item_interest] * pop[None, :]
 
 
+def click_probability(world: World, user: int, items: np.ndarray, recent: np.ndarray) -> np.ndarray:
+    """The known click model: each of ``items`` shown at ranks 0, 1, ... to ``user``, given the
+    interests they clicked in the last rounds ``recent`` (window, U, K)."""
+    c = world.config
+    g = world.item_interest[items]
+    tired = c.satiation ** recent[:, user, :].sum(axis=0)[g]
+    examine = 1.0 / np.log2(np.arange(len(items)) + 2.0)
+    return examine * world.affinity[user, g] * world.quality[items] * tired
+
+
 def simulate(world: World, policy: Policy | None, explore: float, seed: int) -> SimulationResult:
     """Run ``config.rounds`` rounds of slates and clicks; ``policy=None`` is exploit-only."""
     c = world.config
     rng = np.random.default_rng(seed)
     histories = [History(h.items.copy(), h.times.copy()) for h in world.histories]
     popularity = world.popularity.copy()
-    examine = 1.0 / np.log2(np.arange(c.k) + 2.0)
     recent = np.zeros((c.satiation_window, c.n_users, world.taxonomy.n_interests))
     discovered = np.zeros((c.n_users, world.taxonomy.n_interests), dtype=bool)
     clicks_per_round, discovered_per_round = np.zeros(c.rounds), np.zeros(c.rounds)
@@ -181,9 +190,7 @@ def simulate(world: World, policy: Policy | None, explore: float, seed: int) -> 
             else:
                 slate = policy.rerank(UserContext(histories[u], str(u)), candidates, c.k, explore)
                 items, explores = slate.items, slate.explores
-            g = world.item_interest[items]
-            tired = c.satiation ** recent[:, u, :].sum(axis=0)[g]
-            p = examine[: len(items)] * world.affinity[u, g] * world.quality[items] * tired
+            p = click_probability(world, u, items, recent)
             clicks = rng.random(len(items)) < p
             if isinstance(policy, Bandit) and explore > 0.0:
                 policy.update(str(u), items, clicks)
@@ -203,3 +210,69 @@ def simulate(world: World, policy: Policy | None, explore: float, seed: int) -> 
         clicks_per_round[t] = clicked_now.sum()
         discovered_per_round[t] = (discovered & world.hidden).sum(axis=1).mean()
     return SimulationResult(clicks_per_round, discovered_per_round, explored / max(shown, 1))
+
+
+@dataclass
+class OffPolicyLog:
+    """Slates logged by a randomised policy, with what each candidate policy would have shown in the
+    same contexts and its true value there."""
+
+    items: np.ndarray  # (N, k) logged slates, position order (-1 pads a short slate)
+    propensities: np.ndarray  # (N, k) each logged item's probability of being at its position
+    rewards: np.ndarray  # (N, k) clicks
+    targets: dict[str, np.ndarray]  # candidate -> (N, k) its slate in each logged context
+    values: dict[str, float]  # candidate -> its expected clicks per slate over the logged contexts
+
+
+def log_for_offpolicy(
+    world: World, candidates: dict[str, tuple[Policy | None, float]], seed: int, rounds: int | None = None
+) -> OffPolicyLog:
+    """Run the world with a logging policy made for counterfactual evaluation: each slate is a
+    uniformly random order of the union ``U`` of the candidates' slates for that user, cut to ``k``,
+    so every candidate item has propensity ``1 / |U|`` at every position. Users click by the known
+    click model, and their histories, the recommender's popularity and satiation follow the logged
+    clicks, as in :func:`simulate`. ``candidates``: name -> (policy, explore); None is exploit-only.
+    A candidate's true value is its expected clicks per slate under the click model in the same
+    contexts (what an off-policy estimate from the log should recover). The bandit is not updated."""
+    c = world.config
+    rng = np.random.default_rng(seed)
+    histories = [History(h.items.copy(), h.times.copy()) for h in world.histories]
+    popularity = world.popularity.copy()
+    recent = np.zeros((c.satiation_window, c.n_users, world.taxonomy.n_interests))
+    n = (rounds or c.rounds) * c.n_users
+    logged = np.full((n, c.k), -1, dtype=np.int64)
+    propensities, rewards = np.ones((n, c.k)), np.zeros((n, c.k))
+    targets = {name: np.full((n, c.k), -1, dtype=np.int64) for name in candidates}
+    values = dict.fromkeys(candidates, 0.0)
+    row = 0
+    for t in range(rounds or c.rounds):
+        scores = model_scores(world, histories, popularity, c.recency)
+        clicked_now = np.zeros((c.n_users, world.taxonomy.n_interests))
+        for u in range(c.n_users):
+            pool = Candidates.from_scores(scores[u], c.n_candidates, exclude=histories[u].items)
+            union: dict[int, None] = {}
+            for name, (policy, explore) in candidates.items():
+                if policy is None or explore == 0.0:
+                    slate = pool.items[: c.k]
+                else:
+                    slate = policy.rerank(UserContext(histories[u], str(u)), pool, c.k, explore).items
+                targets[name][row, : len(slate)] = slate
+                values[name] += float(click_probability(world, u, slate, recent).sum())
+                union.update(dict.fromkeys(int(i) for i in slate))
+            shown = rng.permutation(np.array(list(union), dtype=np.int64))[: c.k]
+            clicks = rng.random(len(shown)) < click_probability(world, u, shown, recent)
+            logged[row, : len(shown)] = shown
+            propensities[row, : len(shown)] = 1.0 / len(union)
+            rewards[row, : len(shown)] = clicks
+            row += 1
+            if clicks.any():
+                got = shown[clicks]
+                histories[u] = History(
+                    np.append(histories[u].items, got),
+                    np.append(histories[u].times, np.full(len(got), t + 100.0)),
+                )
+                popularity[got] += 1.0
+                np.add.at(clicked_now[u], world.item_interest[got], 1.0)
+        recent = np.roll(recent, 1, axis=0)
+        recent[0] = clicked_now
+    return OffPolicyLog(logged, propensities, rewards, targets, {name: v / n for name, v in values.items()})

@@ -2,7 +2,7 @@
 
 Every recommendation response is an **impression**: a ``request_id`` (returned in the response) and,
 per item, its position, role (exploit, explore, or none without a policy), interest, the policy and
-knob, and its propensity (the probability that the policy shows the item in this slate: 1 for the
+knob, and its propensity (the probability that the policy shows the item at that position: 1 for the
 model's own ranking and the deterministic re-rankers, a Monte Carlo estimate for the bandit's Thompson
 sampling).
 

@@ -52,7 +52,7 @@ class ExploredItem:
     score: float
     role: str  # exploit or explore
     interest: str | None
-    propensity: float = 1.0  # probability that the policy shows the item in this slate
+    propensity: float = 1.0  # probability that the policy shows the item at this position
 
 
 Posterior = dict[str, tuple[float, float]]  # the bandit's Beta (alpha, beta) of one user, per interest

@@ -202,7 +202,7 @@ class RecommendationOut(BaseModel):
     )
     interest: str | None = Field(None, description="with a policy: the interest the item serves")
     propensity: float = Field(
-        description="the probability that the policy shows this item in this list (1 unless it samples)"
+        description="the probability that the policy shows this item at this position (1 unless it samples)"
     )
 
 
