@@ -163,6 +163,13 @@ def evaluate(args: argparse.Namespace) -> int:
 
         return evaluate_next(args)
     run = load_run(args.run, args.device)
+    if getattr(args, "impressions", False):
+        from penchant.cli.explore import evaluate_impressions
+
+        result = evaluate_impressions(args, run)
+        if args.json:
+            print_json(result)
+        return 0
     if getattr(args, "protocol", None) and args.protocol != run.protocol.name:
         raise InputError(
             f"{args.run}: the run was trained under the '{run.protocol.name}' protocol, "

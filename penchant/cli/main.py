@@ -191,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--protocol", help="check that the run was trained under this protocol (e.g. cold-start)"
     )
+    evaluate.add_argument(
+        "--impressions",
+        action="store_true",
+        help="off-policy: estimate what the model (or --policy at --explore) would have earned on the "
+        "recommendations a service logged in --db (IPS and SNIPS with intervals)",
+    )
+    evaluate.add_argument(
+        "--db", help="with --impressions: the service's event store (default: beside the run)"
+    )
+    evaluate.add_argument(
+        "--hours", type=_positive_float, help="with --impressions: only responses of the last this many hours"
+    )
     _add_device(evaluate)
 
     recommend = sub.add_parser("recommend", help="top-k items for a user of a run")

@@ -171,7 +171,9 @@ class Answers:
             Shown(r.item_id, role.role, role.interest, role.propensity) if role else Shown(r.item_id)
             for r, role in zip(items, roles or [None] * len(items), strict=True)
         ]
-        request_id = self.feedback.log(user_id, shown, policy.value if policy else None, explore)
+        request_id = self.feedback.log(
+            user_id, shown, policy.value if policy else None, explore, exclude_seen
+        )
         return UserRecommendations(items, len(history), loaded, roles, exclude_seen, request_id)
 
     def profile(self, user_id: str) -> Profile:

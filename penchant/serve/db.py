@@ -83,6 +83,7 @@ MIGRATIONS: list[list[str]] = [
             interest TEXT,
             policy TEXT NOT NULL DEFAULT '',
             explore DOUBLE PRECISION NOT NULL,
+            exclude_seen INTEGER NOT NULL,
             propensity DOUBLE PRECISION NOT NULL,
             shown_at DOUBLE PRECISION NOT NULL,
             rewarded_at DOUBLE PRECISION,

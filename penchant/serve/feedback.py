@@ -43,7 +43,7 @@ Weights = Callable[[str], dict[str, float]]  # item ID -> its interests and memb
 
 _INSERT = (
     "INSERT INTO impressions (request_id, position, user_id, item_id, role, interest, policy, explore, "
-    "propensity, shown_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "exclude_seen, propensity, shown_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _COLUMNS = "request_id, position, policy, role, settled, rewarded_at"
 
@@ -84,6 +84,40 @@ class Rate:
         return self.rewarded / self.shown if self.shown else None
 
 
+@dataclass(frozen=True)
+class LoggedResponse:
+    """One logged recommendation response, its items in position order."""
+
+    request_id: str
+    user_id: str
+    shown_at: float
+    policy: str  # '' for the model's own ranking
+    explore: float
+    exclude_seen: bool  # whether the list left out items the user already had
+    item_ids: list[str]
+    propensities: list[float]
+    rewards: list[float]  # 1 where a later event rewarded the item
+
+
+def logged_responses(db: Database, since: float = 0.0) -> list[LoggedResponse]:
+    """Every response logged since ``since`` (Unix seconds), oldest first."""
+    rows = db.fetchall(
+        "SELECT request_id, user_id, shown_at, policy, explore, exclude_seen, item_id, propensity, "
+        "rewarded_at FROM impressions WHERE shown_at >= ? ORDER BY shown_at, request_id, position",
+        (since,),
+    )
+    out: list[LoggedResponse] = []
+    for request_id, user_id, shown_at, policy, explore, exclude, item_id, propensity, rewarded_at in rows:
+        if not out or out[-1].request_id != request_id:
+            out.append(
+                LoggedResponse(request_id, user_id, shown_at, policy, explore, bool(exclude), [], [], [])
+            )
+        out[-1].item_ids.append(item_id)
+        out[-1].propensities.append(propensity)
+        out[-1].rewards.append(0.0 if rewarded_at is None else 1.0)
+    return out
+
+
 class Feedback:
     """Impressions, rewards and bandit posteriors of one service over its database."""
 
@@ -99,12 +133,15 @@ class Feedback:
         self._thread.start()
 
     # ------------------------------------------------------------------ impressions
-    def log(self, user_id: str, shown: Sequence[Shown], policy: str | None, explore: float) -> str:
+    def log(
+        self, user_id: str, shown: Sequence[Shown], policy: str | None, explore: float, exclude_seen: bool
+    ) -> str:
         """Queue one response's impression; returns its request ID. Cheap: no database call."""
         request_id = uuid.uuid4().hex
         now = time.time()
         rows = [
-            (request_id, p, user_id, s.item_id, s.role, s.interest, policy or "", explore, s.propensity, now)
+            (request_id, p, user_id, s.item_id, s.role, s.interest, policy or "", explore, int(exclude_seen))
+            + (s.propensity, now)
             for p, s in enumerate(shown)
         ]
         with self._lock:

@@ -138,11 +138,18 @@ class EventStore:
         following = encode_cursor(page[-1].timestamp, page[-1].id) if len(rows) > limit else None
         return page, following
 
-    def history(self, user_id: str, limit: int) -> tuple[list[str], list[float]]:
-        """The user's most recent ``limit`` events as item IDs and times, oldest first."""
+    def history(
+        self, user_id: str, limit: int, received_by: float | None = None
+    ) -> tuple[list[str], list[float]]:
+        """The user's most recent ``limit`` events as item IDs and times, oldest first; with
+        ``received_by``, as the store knew them then (events received by that time, Unix seconds)."""
+        if received_by is None:
+            statement, params = "", (user_id, limit)
+        else:
+            statement, params = " AND received_at <= ?", (user_id, received_by, limit)
         rows = self.db.fetchall(
-            "SELECT item_id, ts FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
-            (user_id, limit),
+            f"SELECT item_id, ts FROM events WHERE user_id = ?{statement} ORDER BY ts DESC, id DESC LIMIT ?",
+            params,
         )
         rows.reverse()
         return [r[0] for r in rows], [r[1] for r in rows]
