@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--model", default="transformer", help="transformer (default), ease or popularity")
     train.add_argument(
-        "--protocol", default="leave-one-out", help="leave-one-out (default), temporal or cold-start"
+        "--protocol",
+        default="leave-one-out",
+        help="leave-one-out (default), temporal, cold-start or next-n (each user's last 10 events are test)",
     )
     train.add_argument("--config", help="JSON object of model settings, e.g. '{\"max_epochs\": 20}'")
     train.add_argument(

@@ -15,7 +15,7 @@ import pandas as pd
 from penchant.data.dataset import Dataset, History
 from penchant.errors import InputError
 
-PROTOCOLS = ("leave-one-out", "temporal", "cold-start")
+PROTOCOLS = ("leave-one-out", "temporal", "cold-start", "next-n")
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,15 @@ class Protocol:
     test_fraction: float = 0.1  # temporal: share of events (by time) held out; cold-start: share of items
     ranking: str = "full catalogue"
     seed: int = 0  # cold-start only: which items are held out
+    next_n: int = 10  # next-n only: each user's last this many events are test, the ones before validation
 
     def __post_init__(self) -> None:
         if self.name not in PROTOCOLS:
             raise InputError(f"unknown protocol '{self.name}' (available: {', '.join(PROTOCOLS)})")
         if not 0.0 < self.test_fraction < 0.5:
             raise InputError(f"protocol test_fraction must be in (0, 0.5), got {self.test_fraction}")
+        if self.next_n < 1:
+            raise InputError(f"protocol next_n must be at least 1, got {self.next_n}")
 
     def describe(self, exclude_seen: bool) -> dict:
         """The protocol as it must be reported beside a metric."""
@@ -41,6 +44,9 @@ class Protocol:
             "cold-start": f"item split: {self.test_fraction:.0%} of the items with events (seed {self.seed}) are "
             "held out of training entirely; per user, the first event on a held-out item is the test target, the "
             "events before it the history; the last warm event is the validation target",
+            "next-n": f"per-user time cut: each user's last {self.next_n} events are the test targets (the "
+            f"distinct items among them) and the {self.next_n} before them the validation targets; the model "
+            f"sees everything before the targets; users with no more than {self.next_n} events are not tested",
             "temporal": f"global time split: the last {self.test_fraction:.0%} of events (by time) are test, the "
             f"{self.test_fraction:.0%} before them validation; targets are the distinct items a user "
             "interacted with after the cut, the history everything before it",
@@ -48,6 +54,8 @@ class Protocol:
         out = {"name": self.name, "description": text, "ranking": self.ranking, "exclude_seen": exclude_seen}
         if self.name == "temporal":
             out["test_fraction"] = self.test_fraction
+        if self.name == "next-n":
+            out["next_n"] = self.next_n
         if self.name == "cold-start":
             out["held_out_fraction"], out["seed"] = self.test_fraction, self.seed
         return out
@@ -87,6 +95,8 @@ def split(dataset: Dataset, protocol: Protocol | None = None) -> Split:
         return _leave_one_out(dataset, protocol)
     if protocol.name == "cold-start":
         return _cold_start(dataset, protocol)
+    if protocol.name == "next-n":
+        return _next_n(dataset, protocol)
     return _temporal(dataset, protocol)
 
 
@@ -125,6 +135,40 @@ def _leave_one_out(dataset: Dataset, protocol: Protocol) -> Split:
     if short:
         notes.append(f"{short} users with fewer than 3 events have no validation (or test) target")
     return Split(protocol, train, _eval_set(valid_cases), _eval_set(test_cases), notes, events[~is_test])
+
+
+def _next_n(dataset: Dataset, protocol: Protocol) -> Split:
+    """Leave-one-out with blocks of ``next_n`` events: per user, the last block is test, the block
+    before it validation (when the user has more than two blocks' worth), the rest training."""
+    n_next = protocol.next_n
+    events = dataset.events
+    users = events["user"].to_numpy()
+    from_end = events.groupby("user", sort=False).cumcount(ascending=False).to_numpy()
+    length = np.bincount(users, minlength=dataset.n_users)[users]
+    is_test = (from_end < n_next) & (length > n_next)
+    is_valid = (from_end >= n_next) & (from_end < 2 * n_next) & (length > 2 * n_next)
+    valid_cases, test_cases = [], []
+    for user, history in dataset.histories().items():
+        n = len(history)
+        if n > 2 * n_next:
+            block = history.items[n - 2 * n_next : n - n_next]
+            valid_cases.append((user, history.take(slice(None, n - 2 * n_next)), pd.unique(block)))
+        if n > n_next:
+            test_cases.append(
+                (user, history.take(slice(None, n - n_next)), pd.unique(history.items[n - n_next :]))
+            )
+    notes = []
+    untested = int((np.bincount(users, minlength=dataset.n_users) <= n_next).sum())
+    if untested:
+        notes.append(f"{untested} users with no more than {n_next} events have no test targets")
+    return Split(
+        protocol,
+        events[~is_test & ~is_valid],
+        _eval_set(valid_cases),
+        _eval_set(test_cases),
+        notes,
+        events[~is_test],
+    )
 
 
 def _temporal(dataset: Dataset, protocol: Protocol) -> Split:

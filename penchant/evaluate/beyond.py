@@ -180,6 +180,17 @@ def new_interest_hits(
     return out
 
 
+def new_interest_targets(
+    targets: Sequence[np.ndarray], histories: Sequence[History], membership: np.ndarray
+) -> np.ndarray:
+    """Per-user ``(U,)`` count of targets in an interest the history never touched."""
+    out = np.zeros(len(targets), dtype=np.int64)
+    for row, (items, history) in enumerate(zip(targets, histories, strict=True)):
+        had = membership[history.items].sum(axis=0) > 0
+        out[row] = sum(bool(((membership[int(i)] > 0) & ~had).any()) for i in items)
+    return out
+
+
 def beyond_metrics(
     topk: np.ndarray,
     k: int,

@@ -28,6 +28,7 @@ from penchant.explore.policies import (
     Policy,
     Slate,
     UserContext,
+    interest_text_vectors,
     make_policies,
     make_policy,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "cooccurrence_vectors",
     "interest_closeness",
     "interest_distribution",
+    "interest_text_vectors",
     "item_vectors_for",
     "model_item_embeddings",
     "rerank_scores",

@@ -90,17 +90,51 @@ def novel_interest_scores(
     closeness: np.ndarray,
     semantic_weight: float = 0.5,
     engaged_above: float = 0.0,
+    model_mass: np.ndarray | None = None,
+    model_weight: float = 0.0,
+    transition_weight: float | None = None,
 ) -> np.ndarray:
     """Score ``(K,)`` of each interest the user has not engaged with (share <= ``engaged_above``), else 0.
 
-    The score mixes the transition model's next-interest probability and the profile-weighted
-    closeness of the interest to the user's current ones, each a distribution over *all* interests,
-    so a score is comparable across users: a user whose likely next interests are ones they already
-    have gets low scores everywhere, not a forced pick.
+    The score mixes three signals, each a distribution over *all* interests, so a score is comparable
+    across users (a user whose likely next interests are ones they already have gets low scores
+    everywhere, not a forced pick):
+
+    * the transition model's next-interest probability (``transition_weight``; default
+      ``1 - semantic_weight``);
+    * the profile-weighted closeness of the interest to the user's current ones (``semantic_weight``);
+    * ``model_mass``, the share of the recommender's own probability on each interest
+      (``model_weight``).
+
+    The weights are normalised to sum to one.
     """
     novel = profile <= engaged_above
     if not novel.any() or profile.sum() <= 0:
         return np.zeros_like(profile, dtype=np.float64)
-    close = profile @ closeness
-    mixed = (1.0 - semantic_weight) * transitions.next_interests(profile) + semantic_weight * close
-    return np.where(novel, mixed, 0.0)
+    if transition_weight is None:
+        transition_weight = 1.0 - semantic_weight
+    if model_mass is None:
+        model_weight = 0.0
+    total = transition_weight + semantic_weight + model_weight
+    if total <= 0:
+        return np.zeros_like(profile, dtype=np.float64)
+    mixed = transition_weight * transitions.next_interests(profile) + semantic_weight * (profile @ closeness)
+    if model_weight:
+        mixed = mixed + model_weight * model_mass
+    return np.where(novel, mixed / total, 0.0)
+
+
+def interest_descriptions(
+    names: list[str], keywords: list[list[str]] | None, examples: list[list[str]]
+) -> list[str]:
+    """A sentence per interest for a text encoder: its name, its keywords (topics) and a few of its
+    best-known item titles."""
+    out = []
+    for j, name in enumerate(names):
+        parts = [name]
+        if keywords and keywords[j]:
+            parts.append(", ".join(keywords[j][:8]))
+        if examples[j]:
+            parts.append("for example " + "; ".join(examples[j][:5]))
+        out.append(". ".join(parts))
+    return out

@@ -23,6 +23,7 @@ from penchant.errors import InputError
 from penchant.explore.interests import (
     InterestTransitions,
     interest_closeness,
+    interest_descriptions,
     interest_distribution,
     novel_interest_scores,
 )
@@ -213,7 +214,10 @@ class Calibrated(Policy):
 # ---------------------------------------------------------------------- novel interests
 @dataclass(frozen=True)
 class NovelInterestConfig:
-    semantic_weight: float = 0.5  # 0: transitions only, 1: centroid closeness only
+    # Three signals propose the next new interest, mixed by these weights (normalised to sum to 1):
+    transition_weight: float = 0.5  # interest transitions learned across users
+    semantic_weight: float = 0.5  # closeness in meaning (interest text vectors, else item-vector centroids)
+    model_weight: float = 0.0  # the model's own probability mass on the interest in its top candidates
     max_interests: int = 1  # predicted new interests one slate tries (the published recipe serves one)
     min_score: float = 0.02  # never explore an interest predicted with less than this next-interest mass
     # An interest with at most this share of the user's history still counts as new: 0 explores only
@@ -235,25 +239,47 @@ class NovelInterest(Policy):
         transitions: InterestTransitions,
         vectors: ItemVectors,
         config: NovelInterestConfig | None = None,
+        interest_vectors: np.ndarray | None = None,
     ):
+        """``interest_vectors`` (K, d): a text encoder's vectors of each interest's description; the
+        closeness signal uses them when given, else the centroids of the item ``vectors``."""
         super().__init__(taxonomy)
         self.transitions = transitions
         self.config = config or NovelInterestConfig()
-        self.closeness = interest_closeness(vectors.centroids(self.membership))
+        self.interest_vectors = interest_vectors
+        if interest_vectors is not None:
+            norms = np.linalg.norm(interest_vectors, axis=1, keepdims=True)
+            centroids = np.divide(
+                interest_vectors, norms, out=np.zeros_like(interest_vectors), where=norms > 0
+            )
+        else:
+            centroids = vectors.centroids(self.membership)
+        self.closeness = interest_closeness(centroids)
 
-    def interest_scores(self, profile: np.ndarray) -> np.ndarray:
-        """Score (K,) of each interest as the user's next new one (0 for interests they already have)."""
+    def interest_scores(self, profile: np.ndarray, candidates: Candidates | None = None) -> np.ndarray:
+        """Score (K,) of each interest as the user's next new one (0 for interests they already have);
+        with ``candidates``, the model's probability mass on each interest among them counts too."""
+        c = self.config
+        mass = None
+        if candidates is not None and c.model_weight > 0 and len(candidates):
+            z = candidates.scores - candidates.scores.max()
+            weights = np.exp(z / (candidates.scores.std() or 1.0))
+            mass = weights @ self.membership[candidates.items]
+            mass = mass / mass.sum() if mass.sum() > 0 else mass
         return novel_interest_scores(
             profile,
             self.transitions,
             self.closeness,
-            self.config.semantic_weight,
-            self.config.new_below_share,
+            c.semantic_weight,
+            c.new_below_share,
+            model_mass=mass,
+            model_weight=c.model_weight,
+            transition_weight=c.transition_weight,
         )
 
     def _select(self, user, candidates, k, explore, profile):
         n_explore = min(k, int(np.floor(explore * k + 0.5)))
-        scores = self.interest_scores(profile)
+        scores = self.interest_scores(profile, candidates)
         floor = max(self.config.min_score, np.finfo(float).tiny)
         ranked = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] >= floor]
         ranked = ranked[: self.config.max_interests]
@@ -403,9 +429,12 @@ def make_policy(
     taxonomy: Taxonomy,
     vectors: ItemVectors | None = None,
     transitions: InterestTransitions | None = None,
+    novel: NovelInterestConfig | None = None,
+    interest_vectors: np.ndarray | None = None,
 ) -> Policy:
     """The policy called ``name`` (one of :data:`POLICY_NAMES`) over ``taxonomy``; ``diversity`` needs
-    item ``vectors``, ``novel-interest`` both ``vectors`` and interest ``transitions``."""
+    item ``vectors``, ``novel-interest`` both ``vectors`` and interest ``transitions`` (and takes its
+    ``novel`` settings and the text ``interest_vectors`` of :func:`interest_text_vectors`)."""
     _check_names([name])
     if name == "calibrated":
         return Calibrated(taxonomy)
@@ -415,7 +444,24 @@ def make_policy(
         raise ValueError(f"policy '{name}' needs item vectors (and novel-interest, interest transitions)")
     if name == "diversity":
         return Diversity(taxonomy, vectors)
-    return NovelInterest(taxonomy, transitions, vectors)
+    return NovelInterest(taxonomy, transitions, vectors, novel, interest_vectors)
+
+
+def interest_text_vectors(
+    taxonomy: Taxonomy, titles: Sequence[str] | None, histories: Sequence[History], encoder
+) -> np.ndarray:
+    """A text encoder's vector (K, d) of each interest's description: its name, its keywords (text
+    topics) and the titles of its five most popular items in ``histories``."""
+    counts = np.zeros(taxonomy.membership.shape[0])
+    for history in histories:
+        np.add.at(counts, history.items, 1.0)
+    examples = []
+    for j in range(taxonomy.n_interests):
+        members = np.flatnonzero(taxonomy.membership[:, j] > 0)
+        best = members[np.argsort(-counts[members], kind="stable")[:5]]
+        examples.append([str(titles[i]) for i in best if titles and titles[i]] if titles else [])
+    texts = interest_descriptions(list(taxonomy.names), taxonomy.keywords, examples)
+    return np.asarray(encoder.encode(texts), dtype=np.float64)
 
 
 def make_policies(

@@ -238,3 +238,24 @@ def test_protocol_to_dict_round_trips():
     protocol = Protocol("temporal", test_fraction=0.2)
 
     assert Protocol(**protocol.to_dict()) == protocol
+
+
+def test_next_n_tests_each_users_last_block_and_validates_on_the_one_before():
+    # u1: 7 events (test: the last 2, distinct; validation: the 2 before; train: the first 3),
+    # u2: 4 events (test: 2, no validation: not more than 2 blocks), u3: 2 events (not tested).
+    rows = [("u1", f"i{i}", float(t)) for t, i in enumerate([1, 2, 3, 4, 5, 6, 6])]
+    rows += [("u2", f"i{i}", 10.0 + t) for t, i in enumerate([7, 8, 9, 1])]
+    rows += [("u3", "i1", 20.0), ("u3", "i2", 21.0)]
+    dataset = _dataset(rows)
+    result = split(dataset, Protocol(name="next-n", next_n=2))
+    assert _cases(dataset, result.test) == {
+        "u1": (["i1", "i2", "i3", "i4", "i5"], ["i6"]),
+        "u2": (["i7", "i8"], ["i9", "i1"]),
+    }
+    assert _cases(dataset, result.validation) == {"u1": (["i1", "i2", "i3"], ["i4", "i5"])}
+    assert _train(dataset, result.train) == {"u1": ["i1", "i2", "i3"], "u2": ["i7", "i8"], "u3": ["i1", "i2"]}
+    assert len(result.before_test) == len(rows) - 4  # everything but the test blocks
+    assert result.notes == ["1 users with no more than 2 events have no test targets"]
+    assert "last 2 events" in result.protocol.describe(exclude_seen=True)["description"]
+    with pytest.raises(InputError, match="next_n must be at least 1"):
+        Protocol(name="next-n", next_n=0)

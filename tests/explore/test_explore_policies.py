@@ -18,7 +18,9 @@ from penchant.explore import (
     InterestTransitions,
     ItemVectors,
     NovelInterest,
+    NovelInterestConfig,
     UserContext,
+    interest_distribution,
 )
 from penchant.interests.taxonomy import Taxonomy
 
@@ -174,6 +176,30 @@ def test_novel_interest_fills_the_last_slots_from_the_predicted_new_interest():
     assert slate.items.tolist() == [0, 1, 2, 6, 7]  # model's best interest-1 items, in model order
     assert slate.roles() == ["exploit"] * 3 + ["explore"] * 2
     assert slate.interests.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_each_of_the_three_signals_can_choose_the_new_interest():
+    """Transitions say interest 1, the interests' text says 2 (its description is close to the
+    user's interest 0), the model puts its mass on 2 as well but ranks its items below interest 1's
+    at the top. Each weight alone picks its own signal's interest."""
+    histories = [History(np.array([0, 1, 2, 4, 5]), np.arange(5.0)) for _ in range(5)]
+    transitions = InterestTransitions.fit(histories, TAX.membership)
+    text = np.array([[1.0, 0.0], [-1.0, 0.0], [0.95, 0.3]])  # interest 2 reads like interest 0
+    scores = np.array([1.0, 0.99, 0.98, 0.2, 0.9, 0.9, 0.9, 0.9, 0.1])
+    candidates = Candidates(np.array([0, 1, 2, 4, 8, 9, 10, 11, 5]), scores)
+
+    def explored(transition, semantic, model):
+        config = NovelInterestConfig(transition, semantic, model)
+        policy = NovelInterest(TAX, transitions, VECTORS, config, interest_vectors=text)
+        return policy.rerank(user([0, 1]), candidates, 5, 0.4).interests[-2:].tolist()
+
+    assert explored(1.0, 0.0, 0.0) == [1, 1]
+    assert explored(0.0, 1.0, 0.0) == [2, 2]
+    assert explored(0.0, 0.0, 1.0) == [2, 2]
+    mass = NovelInterest(TAX, transitions, VECTORS, NovelInterestConfig(0, 0, 1)).interest_scores(
+        interest_distribution(TAX.membership, np.array([0, 1])), candidates
+    )
+    assert mass[0] == 0 and mass[2] > mass[1] > 0  # the user's own interest is never "new"
 
 
 def test_novel_interest_gives_slots_back_when_the_user_has_every_interest():
