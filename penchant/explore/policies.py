@@ -30,6 +30,7 @@ from penchant.explore.interests import (
 from penchant.explore.vectors import ItemVectors, item_vectors_for
 from penchant.interests.taxonomy import Taxonomy
 from penchant.models.base import Recommender
+from penchant.models.topk import PAD, topk_indices
 
 EXPLOIT, EXPLORE = "exploit", "explore"
 
@@ -46,11 +47,15 @@ class Candidates:
 
     @classmethod
     def from_scores(cls, scores: np.ndarray, n: int, exclude: np.ndarray | None = None) -> Candidates:
-        """The ``n`` best-scored items of a full-catalogue score row (ties: lower index first)."""
+        """The ``n`` best-scored items of a full-catalogue score row (ties: lower index first),
+        selected without sorting the whole catalogue."""
         scores = np.asarray(scores, dtype=np.float64).copy()
         if exclude is not None and len(exclude):
             scores[exclude] = -np.inf
-        order = np.lexsort((np.arange(len(scores)), -scores))[: min(n, len(scores))]
+        if n < 1 or len(scores) == 0:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0))
+        order = topk_indices(scores[None, :], min(n, len(scores)))[0]
+        order = order[(order != PAD)]
         order = order[np.isfinite(scores[order])]
         return cls(order.astype(np.int64), scores[order])
 

@@ -41,7 +41,7 @@ log = logging.getLogger("penchant.serve")
 
 
 USER_STATES = 100_000  # at most this many users' model states in one process (LRU) ...
-USER_STATE_BYTES = 256 * 2**20  # ... and at most about this much memory: I float32 scores per user
+USER_STATE_BYTES = 256 * 2**20  # ... and at most about this much memory, counted by what each one holds
 REFRESH_USERS = 32  # users of one write whose state is computed before the response; others on read
 
 
@@ -53,10 +53,14 @@ class UserState:
 
 
 class UserStates:
-    """A bounded LRU of :class:`UserState` by user ID, safe across request threads."""
+    """An LRU of :class:`UserState` by user ID, safe across request threads, bounded by count and by
+    the bytes the states really hold: an exact retriever's score row is 4 bytes per item, an ANN
+    query vector 4 per dimension, so far more users fit under ANN at a large catalogue."""
 
-    def __init__(self, capacity: int = 4096):
+    def __init__(self, capacity: int = USER_STATES, max_bytes: int = USER_STATE_BYTES):
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._states: OrderedDict[str, UserState] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -70,14 +74,31 @@ class UserStates:
 
     def put(self, user_id: str, state: UserState) -> None:
         with self._lock:
+            old = self._states.pop(user_id, None)
+            if old is not None:
+                self.bytes -= _size(old)
             self._states[user_id] = state
-            self._states.move_to_end(user_id)
-            while len(self._states) > self.capacity:
-                self._states.popitem(last=False)
+            self.bytes += _size(state)
+            # The newest entry always stays, even alone over the budget.
+            while len(self._states) > 1 and (
+                len(self._states) > self.capacity or self.bytes > self.max_bytes
+            ):
+                _, evicted = self._states.popitem(last=False)
+                self.bytes -= _size(evicted)
 
     def discard(self, user_id: str) -> None:
         with self._lock:
-            self._states.pop(user_id, None)
+            old = self._states.pop(user_id, None)
+            if old is not None:
+                self.bytes -= _size(old)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+def _size(entry: UserState) -> int:
+    """Bytes a cached state holds: its model state and its history arrays."""
+    return int(entry.state.nbytes + entry.history.items.nbytes + entry.history.times.nbytes)
 
 
 @dataclass(frozen=True)
@@ -92,11 +113,6 @@ class LoadedRun:
     @property
     def model_name(self) -> str:
         return self.run.model.name
-
-
-def user_state_capacity(n_items: int) -> int:
-    """How many users' states fit the memory budget (sized for exact retrieval's score rows)."""
-    return max(64, min(USER_STATES, USER_STATE_BYTES // (4 * max(n_items, 1))))
 
 
 TEXT_ITEM_REPRS = ("text", "fused")
@@ -153,7 +169,7 @@ class ModelHolder:
                 "or explore",
                 run_dir,
             )
-        users = UserStates(user_state_capacity(run.model.n_items))
+        users = UserStates()
         loaded = LoadedRun(run, run_key, retriever, time.time(), interests, users)
         if can_add_items(run.model):
             # Items added to the store after the run was trained (POST /items) stay recommendable.
@@ -174,7 +190,7 @@ class ModelHolder:
         interests = (
             loaded.interests.with_items(model, [i.categories for i in items]) if loaded.interests else None
         )
-        users = UserStates(user_state_capacity(model.n_items))
+        users = UserStates()
         return LoadedRun(run, loaded.run_key, retriever, loaded.loaded_at, interests, users)
 
     def add_item(self, item: Item) -> bool:

@@ -197,3 +197,26 @@ def test_a_cached_read_never_blocks_the_event_loop_on_a_busy_pool(serve, ease_ru
 
     answer = asyncio.run(scenario())
     assert len(answer.items) == 5
+
+
+def test_the_state_cache_is_bounded_by_the_bytes_its_states_hold():
+    """Exact retrieval holds a score row per user (4 bytes per item), ANN a query vector: under the
+    same byte budget a 10,000-item exact row lets 3 users stay, 64-float query vectors all 50."""
+    from penchant.serve.state import UserState, UserStates
+
+    history = History(np.arange(5), np.arange(5.0))
+    per_history = history.items.nbytes + history.times.nbytes
+    budget = 3 * (40_000 + per_history) + 100
+    exact = UserStates(max_bytes=budget)
+    for n in range(5):
+        exact.put(f"u{n}", UserState((1, n), history, np.zeros((1, 10_000), dtype=np.float32)))
+    assert len(exact) == 3 and exact.get("u0", (1, 0)) is None and exact.get("u4", (1, 4)) is not None
+    assert exact.bytes == 3 * (40_000 + per_history)
+    exact.discard("u4")
+    assert len(exact) == 2 and exact.bytes == 2 * (40_000 + per_history)
+    ann = UserStates(max_bytes=budget)
+    for n in range(50):
+        ann.put(f"u{n}", UserState((1, n), history, np.zeros((1, 64), dtype=np.float32)))
+    assert len(ann) == 50
+    ann.put("u0", UserState((2, 9), history, np.zeros((1, 64), dtype=np.float32)))  # replaced, not added
+    assert len(ann) == 50 and ann.bytes == 50 * (256 + per_history)
