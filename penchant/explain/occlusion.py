@@ -79,10 +79,13 @@ def occluded(history: History, removed: list[np.ndarray]) -> list[History]:
 
 
 def occlusion_weights(model: Recommender, history: History, item: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each event's weight (T,) for ``item`` and the full history's scores (I,), in one ``score`` call."""
+    """Each event's weight (T,) for ``item`` and the full history's scores (I,): the full history is
+    scored over the catalogue (for the item's rank), each occluded one for ``item`` only, a few
+    catalogue rows at a time, so memory stays bounded at any catalogue size."""
     singles = [np.array([t]) for t in range(len(history))]
-    scores = model.score([history, *occluded(history, singles)])  # (1 + T, I)
-    return scores[0, item] - scores[1:, item], scores[0]
+    scores = model.score([history])[0]  # (I,)
+    occluded_scores = model.score_items(occluded(history, singles), np.array([item]))[:, 0]  # (T,)
+    return scores[item] - occluded_scores, scores
 
 
 def explain(

@@ -211,6 +211,16 @@ class Recommender(ABC):
     def score(self, histories: Sequence[History]) -> np.ndarray:
         """Scores (B, n_items) over the full catalogue for a batch of histories; higher is better."""
 
+    def score_items(self, histories: Sequence[History], items: np.ndarray, rows: int = 0) -> np.ndarray:
+        """Scores (B, len(items)) of only these items, with memory bounded by catalogue rows of
+        ``rows`` histories at a time (default: as many as fit about 2^24 scores)."""
+        items = np.asarray(items, dtype=np.int64)
+        out = np.empty((len(histories), len(items)), dtype=np.float64)
+        step = rows or max(1, (1 << 24) // max(1, self.n_items))
+        for start in range(0, len(histories), step):
+            out[start : start + step] = self.score(histories[start : start + step])[:, items]
+        return out
+
     def scores_or_popular(self, histories: Sequence[History]) -> np.ndarray:
         """:meth:`score` as float64, with the training popularity (``log1p`` of the counts) for each
         empty history: with nothing to go on, every model answers with the most popular items."""

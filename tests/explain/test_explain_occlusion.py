@@ -53,7 +53,9 @@ def test_weights_are_each_events_exact_contribution(linear_setup):
     history = model.history_of("u")
     calls = Linear.score_calls
     weights, scores = occlusion_weights(model, history, item=2)
-    assert Linear.score_calls == calls + 1  # every occluded history in one batched call
+    assert (
+        Linear.score_calls == calls + 2
+    )  # the history, then every occluded one in one batch (small catalogue)
     assert weights == pytest.approx(model.w[history.items, 2], abs=1e-5)
     assert scores[2] == pytest.approx(model.w[history.items, 2].sum(), abs=1e-5)
 
@@ -120,3 +122,13 @@ def test_on_a_trained_transformer_the_last_item_drives_the_next_one(cycle_datase
         assert result.interests[0].interest == f"g{int(ids[-1][1:]) // 5}"
         passed += faithfulness(model, history, model.item_map.index(target), n_remove=2).passed
     assert passed >= 8
+
+
+def test_scoring_only_some_items_matches_the_full_rows_in_any_chunking(linear_setup):
+    model, _, _ = linear_setup
+    history = model.history_of("u")
+    histories = [history.take(slice(0, n)) for n in range(1, len(history) + 1)]
+    items = np.array([4, 0, 2])
+    full = model.score(histories)[:, items]
+    assert model.score_items(histories, items) == pytest.approx(full)
+    assert model.score_items(histories, items, rows=2) == pytest.approx(full)
