@@ -22,7 +22,8 @@ from penchant.data.dataset import History
 
 def interest_distribution(membership: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Share of each interest ``(K,)`` in a bag of items (zeros for an empty or interest-less bag)."""
-    weights = membership[np.asarray(items, dtype=np.int64)].sum(axis=0, dtype=np.float64)
+    # A dense array or a scipy sparse matrix (whose sum is a (1, K) matrix).
+    weights = np.asarray(membership[np.asarray(items, dtype=np.int64)].sum(axis=0, dtype=np.float64)).ravel()
     total = weights.sum()
     return weights / total if total > 0 else weights
 

@@ -102,7 +102,11 @@ class Policy(ABC):
 
     def __init__(self, taxonomy: Taxonomy):
         self.taxonomy = taxonomy
-        self.membership = taxonomy.membership.astype(np.float64)  # (I, K)
+        self.membership = taxonomy.sparse  # (I, K) CSR, shared by every policy of the taxonomy
+
+    def rows(self, items: np.ndarray) -> np.ndarray:
+        """Dense membership rows (n, K) of a few items (a slate, a candidate list)."""
+        return self.membership[np.asarray(items, dtype=np.int64)].toarray()
 
     def rerank(self, user: UserContext, candidates: Candidates, k: int, explore: float) -> Slate:
         explore = _check_knob(explore)
@@ -129,7 +133,7 @@ class Policy(ABC):
     # ------------------------------------------------------------------ shared helpers
     def _exploit_interests(self, items: np.ndarray, profile: np.ndarray) -> np.ndarray:
         """The user's own interest each item serves best (its strongest one when the user has none)."""
-        m = self.membership[items]  # (n, K)
+        m = self.rows(items)  # (n, K)
         out = np.argmax(m * (profile[None, :] + 1e-6), axis=1)
         out[m.sum(axis=1) == 0] = -1
         return out
@@ -193,7 +197,7 @@ class Calibrated(Policy):
             positions = np.arange(k)
             return positions, self._exploit_interests(candidates.items[positions], profile)
         rel = relevance(candidates.scores)
-        m = self.membership[candidates.items]  # (C, K)
+        m = self.rows(candidates.items)  # (C, K)
         q_mass = np.zeros_like(profile)
         taken = np.zeros(len(candidates), dtype=bool)
         chosen, interests = [], []
@@ -269,7 +273,7 @@ class NovelInterest(Policy):
         if candidates is not None and c.model_weight > 0 and len(candidates):
             z = candidates.scores - candidates.scores.max()
             weights = np.exp(z / (candidates.scores.std() or 1.0))
-            mass = weights @ self.membership[candidates.items]
+            mass = weights @ self.rows(candidates.items)
             mass = mass / mass.sum() if mass.sum() > 0 else mass
         return novel_interest_scores(
             profile,
@@ -292,7 +296,7 @@ class NovelInterest(Policy):
         picks: list[tuple[int, int]] = []  # (candidate position, interest)
         taken = np.zeros(len(candidates), dtype=bool)
         taken[exploit] = True
-        m = self.membership[candidates.items]  # (C, K)
+        m = self.rows(candidates.items)  # (C, K)
         cursor = 0
         while len(picks) < n_explore and ranked:
             # Round-robin over the predicted new interests; drop one once it has no candidates left.
@@ -372,7 +376,7 @@ class Bandit(Policy):
         z = candidates.scores - candidates.scores.max()
         spread = candidates.scores.std() or 1.0
         weights = np.exp(z / spread)
-        mass = weights @ self.membership[candidates.items]  # (K,)
+        mass = weights @ self.rows(candidates.items)  # (K,)
         mean = mass / mass.max() if mass.max() > 0 else np.zeros_like(mass)
         mean = np.clip(mean, self.config.prior_floor, 1.0 - self.config.prior_floor)
         n0 = self.config.prior_strength
@@ -388,14 +392,14 @@ class Bandit(Policy):
         alpha, beta = self._posterior(user.user_id or "", candidates)
         theta = self.rng.beta(alpha, beta)  # (K,)
         positions = self._top(candidates, k, explore, theta[None, :])[0]
-        m = self.membership[candidates.items]  # (C, K)
+        m = self.rows(candidates.items)  # (C, K)
         interests = np.argmax(m[positions] * theta[None, :], axis=1)
         interests[m[positions].sum(axis=1) == 0] = -1
         return positions, interests
 
     def _top(self, candidates: Candidates, k: int, explore: float, thetas: np.ndarray) -> np.ndarray:
         """Positions (D, k) of the slate each row of drawn click rates ``thetas`` (D, K) gives."""
-        drawn = thetas @ self.membership[candidates.items].T  # (D, C)
+        drawn = thetas @ self.rows(candidates.items).T  # (D, C)
         combined = (1.0 - explore) * relevance(candidates.scores)[None, :] + explore * drawn
         # Ties go to the better model rank, as a stable sort of -combined does.
         return np.argsort(-combined, axis=1, kind="stable")[:, :k]
@@ -420,7 +424,7 @@ class Bandit(Policy):
         """Credit each shown item's interests (by membership) with a click or a miss."""
         if user_id not in self.state.alpha:
             return  # no prior yet: the user has not been shown a slate by this policy
-        m = self.membership[np.asarray(items, dtype=np.int64)]  # (n, K)
+        m = self.rows(items)  # (n, K)
         clicked = np.asarray(clicked, dtype=np.float64)
         self.state.alpha[user_id] = list(np.array(self.state.alpha[user_id]) + clicked @ m)
         self.state.beta[user_id] = list(np.array(self.state.beta[user_id]) + (1.0 - clicked) @ m)

@@ -11,6 +11,7 @@ belongs to its one topic with weight 1.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,14 @@ class Taxonomy:
     @property
     def n_interests(self) -> int:
         return len(self.names)
+
+    @functools.cached_property
+    def sparse(self):
+        """The membership as a scipy CSR matrix (float64), built once per taxonomy: what the
+        exploration policies share, in memory proportional to the memberships, not to I x K."""
+        from scipy import sparse
+
+        return sparse.csr_matrix(self.membership, dtype=np.float64)
 
     def primary(self) -> np.ndarray:
         """Each item's strongest interest (-1 for items with none): (I,) int."""
