@@ -170,6 +170,24 @@ def click_probability(world: World, user: int, items: np.ndarray, recent: np.nda
     return examine * world.affinity[user, g] * world.quality[items] * tired
 
 
+def _learn(
+    world: World,
+    histories: list[History],
+    popularity: np.ndarray,
+    clicked_now: np.ndarray,
+    user: int,
+    got: np.ndarray,
+    t: int,
+) -> None:
+    """What the steered model and the world keep of ``user``'s clicks ``got`` in round ``t``: their
+    history, the items' popularity, and the round's clicked interests (for satiation)."""
+    histories[user] = History(
+        np.append(histories[user].items, got), np.append(histories[user].times, np.full(len(got), t + 100.0))
+    )
+    popularity[got] += 1.0
+    np.add.at(clicked_now[user], world.item_interest[got], 1.0)
+
+
 def simulate(world: World, policy: Policy | None, explore: float, seed: int) -> SimulationResult:
     """Run ``config.rounds`` rounds of slates and clicks; ``policy=None`` is exploit-only."""
     c = world.config
@@ -198,12 +216,7 @@ def simulate(world: World, policy: Policy | None, explore: float, seed: int) -> 
             explored += int(explores.sum())
             if clicks.any():
                 got = items[clicks]
-                histories[u] = History(
-                    np.append(histories[u].items, got),
-                    np.append(histories[u].times, np.full(len(got), t + 100.0)),
-                )
-                popularity[got] += 1.0
-                np.add.at(clicked_now[u], world.item_interest[got], 1.0)
+                _learn(world, histories, popularity, clicked_now, u, got, t)
                 discovered[u, world.item_interest[got]] = True
         recent = np.roll(recent, 1, axis=0)
         recent[0] = clicked_now
@@ -266,13 +279,7 @@ def log_for_offpolicy(
             rewards[row, : len(shown)] = clicks
             row += 1
             if clicks.any():
-                got = shown[clicks]
-                histories[u] = History(
-                    np.append(histories[u].items, got),
-                    np.append(histories[u].times, np.full(len(got), t + 100.0)),
-                )
-                popularity[got] += 1.0
-                np.add.at(clicked_now[u], world.item_interest[got], 1.0)
+                _learn(world, histories, popularity, clicked_now, u, shown[clicks], t)
         recent = np.roll(recent, 1, axis=0)
         recent[0] = clicked_now
     return OffPolicyLog(logged, propensities, rewards, targets, {name: v / n for name, v in values.items()})
