@@ -45,3 +45,13 @@ def make_cycle_dataset():
 def cycle_dataset() -> Dataset:
     """60 users walking a 20-item cycle (see :func:`build_cycle_dataset`). Do not modify."""
     return build_cycle_dataset()
+
+
+@pytest.fixture(scope="session")
+def chat_url():
+    """A fake OpenAI-compatible chat endpoint on loopback (tests/llm.py)."""
+    from tests.llm import serve_chat
+
+    url, server = serve_chat()
+    yield url
+    server.shutdown()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -234,6 +235,41 @@ class NovelInterestConfig:
     new_below_share: float = 0.0
 
 
+class LLMInterestProposer:
+    """New interests proposed by a language model (``PENCHANT_LLM_URL``) from the user's interest
+    profile, as in the published recipe: the model names the next interest, the recommender picks the
+    items inside it. Answers are cached per user and history length. When the endpoint fails or
+    proposes nothing usable it returns None and the policy falls back to its own signals;
+    ``last_error`` says why."""
+
+    def __init__(self, taxonomy: Taxonomy, settings, cache_size: int = 10_000):
+        self.taxonomy = taxonomy
+        self.settings = settings
+        self.index = {name: j for j, name in enumerate(taxonomy.names)}
+        self.cache: OrderedDict[tuple, list[int] | None] = OrderedDict()
+        self.cache_size = cache_size
+        self.last_error: str | None = None
+
+    def __call__(self, user: UserContext, novel: np.ndarray, n: int) -> list[int] | None:
+        from penchant.interests import LLMError, build_profile, propose_interests
+
+        history = user.history
+        key = (user.user_id, len(history), int(history.items[-1]) if len(history) else -1, n)
+        if key in self.cache:
+            return self.cache[key]
+        names = [self.taxonomy.names[j] for j in np.flatnonzero(novel)]
+        try:
+            profile = build_profile(user.user_id or "", history, self.taxonomy)
+            chosen = [self.index[name] for name in propose_interests(profile, names, self.settings, n)]
+        except LLMError as exc:
+            self.last_error = str(exc)
+            chosen = None
+        self.cache[key] = chosen
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return chosen
+
+
 class NovelInterest(Policy):
     """Give ``round(x·k)`` slots at the end of the slate to items from interests the user has never
     engaged with, chosen by the interest-transition model and centroid closeness; the rest is the
@@ -249,13 +285,16 @@ class NovelInterest(Policy):
         vectors: ItemVectors,
         config: NovelInterestConfig | None = None,
         interest_vectors: np.ndarray | None = None,
+        proposer: LLMInterestProposer | None = None,
     ):
         """``interest_vectors`` (K, d): a text encoder's vectors of each interest's description; the
-        closeness signal uses them when given, else the centroids of the item ``vectors``."""
+        closeness signal uses them when given, else the centroids of the item ``vectors``. With a
+        ``proposer`` (a language model), its new interests come first and the signals are the fallback."""
         super().__init__(taxonomy)
         self.transitions = transitions
         self.config = config or NovelInterestConfig()
         self.interest_vectors = interest_vectors
+        self.proposer = proposer
         if interest_vectors is not None:
             norms = np.linalg.norm(interest_vectors, axis=1, keepdims=True)
             centroids = np.divide(
@@ -292,6 +331,11 @@ class NovelInterest(Policy):
         floor = max(self.config.min_score, np.finfo(float).tiny)
         ranked = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] >= floor]
         ranked = ranked[: self.config.max_interests]
+        if self.proposer is not None and n_explore and profile.sum() > 0:
+            novel = profile <= self.config.new_below_share
+            proposed = self.proposer(user, novel, self.config.max_interests) if novel.any() else None
+            if proposed:
+                ranked = proposed
         exploit = list(range(k - n_explore))
         picks: list[tuple[int, int]] = []  # (candidate position, interest)
         taken = np.zeros(len(candidates), dtype=bool)
@@ -440,6 +484,7 @@ def make_policy(
     transitions: InterestTransitions | None = None,
     novel: NovelInterestConfig | None = None,
     interest_vectors: np.ndarray | None = None,
+    proposer: LLMInterestProposer | None = None,
 ) -> Policy:
     """The policy called ``name`` (one of :data:`POLICY_NAMES`) over ``taxonomy``; ``diversity`` needs
     item ``vectors``, ``novel-interest`` both ``vectors`` and interest ``transitions`` (and takes its
@@ -453,7 +498,7 @@ def make_policy(
         raise ValueError(f"policy '{name}' needs item vectors (and novel-interest, interest transitions)")
     if name == "diversity":
         return Diversity(taxonomy, vectors)
-    return NovelInterest(taxonomy, transitions, vectors, novel, interest_vectors)
+    return NovelInterest(taxonomy, transitions, vectors, novel, interest_vectors, proposer)
 
 
 def interest_text_vectors(
@@ -481,13 +526,19 @@ def make_policies(
 ) -> dict[str, Policy]:
     """The named policies over ``model``'s ranking, learning only from ``histories`` (the training
     split when evaluating, every known history when serving): item vectors and interest transitions
-    are computed once, and only when a named policy needs them."""
+    are computed once, and only when a named policy needs them. With ``PENCHANT_LLM_URL`` and
+    ``PENCHANT_LLM_MODEL`` set, novel-interest asks that language model for each user's next interests
+    (its own signals when the endpoint fails)."""
+    from penchant.interests import LLMSettings
+
     _check_names(names)  # before the vectors and transitions are computed
     vectors = item_vectors_for(model, histories) if {"diversity", "novel-interest"} & set(names) else None
     transitions = (
         InterestTransitions.fit(histories, taxonomy.membership) if "novel-interest" in names else None
     )
-    return {name: make_policy(name, taxonomy, vectors, transitions) for name in names}
+    settings = LLMSettings.from_env()
+    proposer = LLMInterestProposer(taxonomy, settings) if settings is not None and settings.model else None
+    return {name: make_policy(name, taxonomy, vectors, transitions, proposer=proposer) for name in names}
 
 
 def _check_names(names: Sequence[str]) -> None:

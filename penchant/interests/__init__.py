@@ -1,6 +1,6 @@
 """Interests: the taxonomy of interests, per-user interest profiles and next-interest prediction."""
 
-from penchant.interests.narrate import LLMSettings, narrate
+from penchant.interests.narrate import LLMError, LLMSettings, narrate, propose_interests
 from penchant.interests.predict import (
     history_frequency,
     interest_probabilities,
@@ -13,6 +13,7 @@ from penchant.interests.taxonomy import Taxonomy
 __all__ = [
     "InterestShift",
     "InterestWeight",
+    "LLMError",
     "LLMSettings",
     "Profile",
     "ProfileConfig",
@@ -21,6 +22,7 @@ __all__ = [
     "history_frequency",
     "interest_probabilities",
     "narrate",
+    "propose_interests",
     "predict_interests",
     "top_interests",
 ]

@@ -1,4 +1,5 @@
-"""An optional profile summary written by an OpenAI-compatible chat endpoint.
+"""An optional profile summary, and optional new-interest proposals, written by an OpenAI-compatible
+chat endpoint.
 
 Configured by environment: ``PENCHANT_LLM_URL`` (the API base, e.g. ``http://localhost:8000/v1``, or
 the full ``.../chat/completions`` address), ``PENCHANT_LLM_MODEL`` and, if the endpoint needs one,
@@ -48,27 +49,25 @@ class LLMSettings:
         return url if url.endswith("/chat/completions") else url + "/chat/completions"
 
 
-def narrate(profile: Profile, settings: LLMSettings | None) -> Profile:
-    """Replace the profile's summary with the language model's, or note why the deterministic one stays."""
-    if settings is None:
-        return profile
+PROPOSE_PROMPT = (
+    "You help a recommendation platform suggest new interests to a person. From the profile given as "
+    "JSON, pick at most {n} of the candidate interests listed under 'candidates' (interests the person has "
+    "not engaged with yet) that they are most likely to enjoy next. Answer with a JSON array of their "
+    "names, exactly as written in the list, best first, and nothing else."
+)
+
+
+class LLMError(Exception):
+    """The endpoint was not configured, could not be reached, or answered something unusable."""
+
+
+def chat(settings: LLMSettings, system: str, user: str) -> str:
+    """The endpoint's answer to one system + user message (temperature 0), or :class:`LLMError`."""
     if not settings.model:
-        profile.summary_note = (
-            "PENCHANT_LLM_URL is set but PENCHANT_LLM_MODEL is not; deterministic summary used"
-        )
-        return profile
-    facts = {
-        k: v
-        for k, v in profile.to_dict().items()
-        if k in ("user_id", "long_term", "short_term", "emerging", "fading")
-    }
-    facts["short_term_window"] = profile.window
+        raise LLMError("PENCHANT_LLM_URL is set but PENCHANT_LLM_MODEL is not")
     body = {
         "model": settings.model,
-        "messages": [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": json.dumps(facts, ensure_ascii=False)},
-        ],
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
         "temperature": 0,
     }
     headers = {"Content-Type": "application/json"}
@@ -83,14 +82,54 @@ def narrate(profile: Profile, settings: LLMSettings | None) -> Profile:
         text = answer["choices"][0]["message"]["content"].strip()
         if not text:
             raise ValueError("empty answer")
+        return text
     except urllib.error.HTTPError as exc:
-        profile.summary_note = f"language-model endpoint answered HTTP {exc.code}; deterministic summary used"
-        return profile
+        raise LLMError(f"language-model endpoint answered HTTP {exc.code}") from None
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         # OSError covers refused connections, DNS failures and timeouts; the rest a malformed answer.
-        reason = str(exc) or type(exc).__name__
-        profile.summary_note = f"language-model endpoint failed ({reason}); deterministic summary used"
+        raise LLMError(f"language-model endpoint failed ({str(exc) or type(exc).__name__})") from None
+
+
+def _facts(profile: Profile) -> dict:
+    facts = {
+        k: v
+        for k, v in profile.to_dict().items()
+        if k in ("user_id", "long_term", "short_term", "emerging", "fading")
+    }
+    facts["short_term_window"] = profile.window
+    return facts
+
+
+def narrate(profile: Profile, settings: LLMSettings | None) -> Profile:
+    """Replace the profile's summary with the language model's, or note why the deterministic one stays."""
+    if settings is None:
+        return profile
+    try:
+        text = chat(settings, SYSTEM_PROMPT, json.dumps(_facts(profile), ensure_ascii=False))
+    except LLMError as exc:
+        profile.summary_note = f"{exc}; deterministic summary used"
         return profile
     profile.summary = text
     profile.summary_source = "llm"
     return profile
+
+
+def propose_interests(
+    profile: Profile, candidates: list[str], settings: LLMSettings, n: int = 1
+) -> list[str]:
+    """Up to ``n`` of ``candidates`` (interests new to the user) the language model proposes from the
+    profile, best first (the Google recipe: a language model picks the next interest cluster, the
+    recommender the items in it). Names not in ``candidates`` are dropped; :class:`LLMError` when the
+    endpoint fails or proposes none of them."""
+    facts = {**_facts(profile), "candidates": candidates}
+    text = chat(settings, PROPOSE_PROMPT.format(n=n), json.dumps(facts, ensure_ascii=False))
+    try:
+        start, end = text.index("["), text.rindex("]") + 1
+        names = json.loads(text[start:end])
+    except ValueError:
+        raise LLMError("language-model endpoint did not answer a JSON array of interests") from None
+    allowed = set(candidates)
+    chosen = list(dict.fromkeys(str(x) for x in names if str(x) in allowed))[:n]
+    if not chosen:
+        raise LLMError("language-model endpoint proposed none of the candidate interests")
+    return chosen

@@ -202,6 +202,35 @@ def test_each_of_the_three_signals_can_choose_the_new_interest():
     assert mass[0] == 0 and mass[2] > mass[1] > 0  # the user's own interest is never "new"
 
 
+def test_a_language_model_can_propose_the_new_interest_and_its_failure_falls_back(chat_url):
+    """With an endpoint that answers ["t2"], the explore slots go to interest 2 although the
+    transitions say 1; an answer naming no candidate (or an interest the user already has) falls
+    back to the transitions and says why. Answers are cached per user and history."""
+    from penchant.explore.policies import LLMInterestProposer
+    from penchant.interests import LLMSettings
+    from tests.llm import FakeChat
+
+    histories = [History(np.array([0, 1, 2, 4, 5]), np.arange(5.0)) for _ in range(5)]
+    transitions = InterestTransitions.fit(histories, TAX.membership)
+    candidates = descending([0, 1, 2, 3, 8, 9, 6, 10, 7, 4, 5, 11])
+
+    def slate_with(model: str):
+        proposer = LLMInterestProposer(TAX, LLMSettings(url=chat_url, model=model, timeout_s=5))
+        policy = NovelInterest(TAX, transitions, VECTORS, NovelInterestConfig(1.0, 0.0), proposer=proposer)
+        return policy.rerank(user([0, 1], "a"), candidates, 5, 0.4), proposer, policy
+
+    slate, proposer, policy = slate_with('say:["t2"]')
+    assert slate.interests.tolist()[-2:] == [2, 2] and slate.items.tolist()[-2:] == [8, 9]
+    sent = FakeChat.received[-1]["body"]["messages"][1]["content"]
+    assert '"candidates": ["t1", "t2"]' in sent  # only interests new to the user are offered
+    calls = len(FakeChat.received)
+    policy.rerank(user([0, 1], "a"), candidates, 5, 0.4)
+    assert len(FakeChat.received) == calls  # cached for the same user and history
+    for answer in ('say:["t0"]', "say:no idea", "broken"):
+        slate, proposer, _ = slate_with(answer)
+        assert slate.interests.tolist()[-2:] == [1, 1] and proposer.last_error
+
+
 def test_novel_interest_gives_slots_back_when_the_user_has_every_interest():
     transitions = InterestTransitions.fit([History(np.array([0, 4, 8]), np.arange(3.0))], TAX.membership)
     policy = NovelInterest(TAX, transitions, VECTORS)
@@ -270,7 +299,7 @@ def test_bandit_refuses_state_of_another_taxonomy():
         Bandit(TAX, state=BanditState(interests=["x", "y", "z"]))
 
 
-def test_policies_are_assembled_in_one_place(cycle_dataset):
+def test_policies_are_assembled_in_one_place(cycle_dataset, monkeypatch):
     from penchant.explore import POLICY_NAMES, make_policies, make_policy
     from penchant.models import Popularity
 
@@ -278,9 +307,14 @@ def test_policies_are_assembled_in_one_place(cycle_dataset):
     membership = np.eye(4, dtype=np.float32)[np.arange(cycle_dataset.n_items) % 4]
     taxonomy = Taxonomy(names=["a", "b", "c", "d"], membership=membership)
     histories = list(cycle_dataset.histories(cycle_dataset.events).values())
+    monkeypatch.delenv("PENCHANT_LLM_URL", raising=False)
     built = make_policies(model, taxonomy, histories)
     assert list(built) == list(POLICY_NAMES)
     assert [type(p) for p in built.values()] == [Diversity, Calibrated, NovelInterest, Bandit]
+    assert built["novel-interest"].proposer is None
+    monkeypatch.setenv("PENCHANT_LLM_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("PENCHANT_LLM_MODEL", "m")
+    assert make_policies(model, taxonomy, histories)["novel-interest"].proposer is not None
     assert list(make_policies(model, taxonomy, histories, ["calibrated"])) == ["calibrated"]
     with pytest.raises(InputError, match="unknown policy 'greedy'.*diversity, calibrated"):
         make_policies(model, taxonomy, histories, ["calibrated", "greedy"])

@@ -1,8 +1,6 @@
 """Interest profiles on hand-made histories whose long-term, short-term and shifting interests are known."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from penchant.errors import InputError
 from penchant.interests import LLMSettings, ProfileConfig, Taxonomy, build_profile, narrate
 from penchant.interests.plot import plot_profile
 from penchant.interests.profile import DAY, interest_shares
+from tests.llm import FakeChat
 
 # Items 0-3 are genre A, 4-7 genre B, 8 is both A and C.
 NAMES = ["A", "B", "C"]
@@ -107,39 +106,6 @@ def test_profile_json_shape():
 
 
 # ------------------------------------------------------------------------------------ language model
-class FakeChat(BaseHTTPRequestHandler):
-    """A real HTTP server speaking the OpenAI chat-completions shape; records what it was sent."""
-
-    received: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeChat.received.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        if body["model"] == "broken":
-            self.send_response(500)
-            self.end_headers()
-            return
-        answer = {"choices": [{"message": {"role": "assistant", "content": " They love B lately. "}}]}
-        payload = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def chat_url():
-    server = HTTPServer(("127.0.0.1", 0), FakeChat)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-
-
 def test_llm_summary_when_an_endpoint_answers(chat_url):
     profile = build_profile("u1", history([0] * 10 + [4] * 5), taxonomy(), ProfileConfig(short_events=5))
     narrate(profile, LLMSettings(url=chat_url, model="m", api_key="k"))
