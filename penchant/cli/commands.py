@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -109,6 +110,14 @@ def _model(name: str, config_json: str | None, extra: dict | None = None) -> Rec
 
 
 def train(args: argparse.Namespace) -> int:
+    if getattr(args, "resume", None):
+        return retrain(args)
+    if not (args.data or args.events or getattr(args, "events_sql", None)):
+        raise InputError(
+            "one of --data, --events, --events-sql (the data to train on) or --resume RUN is required"
+        )
+    if args.out is None:
+        raise InputError("--out: required (the run directory to write), or --resume RUN to train a run again")
     privacy = {"dp_epsilon": getattr(args, "dp_epsilon", None), "dp_delta": getattr(args, "dp_delta", None)}
     model = _model(args.model, args.config, privacy)  # settings are checked before any data is read
     if getattr(args, "text_encoder", None):
@@ -127,6 +136,67 @@ def train(args: argparse.Namespace) -> int:
     for line in training_lines(run.model.fit_stats):
         err.print(line)
     err.print(f"run saved to {args.out}")
+    return 0
+
+
+RESUME_EXCLUDES = (
+    "data",
+    "events",
+    "items",
+    "users",
+    "events_sql",
+    "items_sql",
+    "text_file",
+    "config",
+    "dp_epsilon",
+    "dp_delta",
+    "text_encoder",
+    "positive",
+)
+
+
+def retrain(args: argparse.Namespace) -> int:
+    """``penchant train --resume RUN``: the run's model trained again from fresh weights on the run's
+    data as it is now (erased users are gone from it), with the model, settings and protocol the run
+    recorded; the new run replaces RUN only once it is complete (or is written to ``--out``)."""
+    import shutil
+
+    source_dir = Path(args.resume)
+    given = [name for name in RESUME_EXCLUDES if getattr(args, name, None)]
+    if given:
+        raise InputError(
+            f"--resume: trains the run with its own data and settings; leave out --{given[0].replace('_', '-')}"
+        )
+    meta_path = source_dir / "run.json"
+    if not meta_path.exists():
+        raise InputError(f"--resume {source_dir}: not a penchant run directory (run.json missing)")
+    meta = json.loads(meta_path.read_text())
+    cls = model_class(meta["model"])
+    model = cls(cls.config_class.from_dict(meta["config"])).to(getattr(args, "device", "auto"))
+    dataset = Dataset.load(source_dir / "data", name=meta["dataset"]["name"])
+    protocol = Protocol(**meta["protocol"])
+    source = {**meta.get("source", {}), "retrained_from": meta.get("created")}
+    main = processes().main
+    out = Path(args.out) if args.out else source_dir
+    target = out if args.out else source_dir.with_name(source_dir.name + ".retraining")
+    if target.exists() and not args.out:
+        shutil.rmtree(target)  # what an interrupted retrain left
+    run = train_run(dataset, model, target, protocol, source=source, progress=main)
+    if not main:
+        return 0
+    if not args.out:  # swap in whole: a crash before this leaves the old run as it was
+        old = source_dir.with_name(source_dir.name + ".replaced")
+        if old.exists():
+            shutil.rmtree(old)
+        source_dir.rename(old)
+        target.rename(source_dir)
+        shutil.rmtree(old)
+    for line in training_lines(run.model.fit_stats):
+        err.print(line)
+    err.print(
+        f"run trained again from its own data ({dataset.n_users} users, {len(dataset.events)} events) "
+        f"and saved to {out}"
+    )
     return 0
 
 

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Each command names its handler as "module:function", imported only when that command runs.
     train = sub.add_parser("train", help="train a model on a built-in dataset or your own files")
     train.set_defaults(handler="penchant.cli.commands:train")
-    source = train.add_mutually_exclusive_group(required=True)
+    source = train.add_mutually_exclusive_group()
     source.add_argument("--data", help="built-in dataset name (ml-100k)")
     source.add_argument(
         "--events",
@@ -167,7 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         help="δ of --dp-epsilon (default: a tenth of 1/users, at most 1e-5)",
     )
-    train.add_argument("--out", type=Path, required=True, help="run directory to write")
+    train.add_argument("--out", type=Path, help="run directory to write")
+    source.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN",
+        help="train RUN again, from fresh weights, on its own data as it is now (after erasures) with the "
+        "settings it recorded, and replace it (or write --out): the new weights owe nothing to erased users",
+    )
     _add_device(train)
 
     evaluate = sub.add_parser("evaluate", help="test-set metrics of a run under its protocol")

@@ -299,6 +299,34 @@ def test_filters_from_the_command_line_are_applied_reported_and_recorded(tmp_pat
     assert_one_line_error(bad, "--positive", "stars>3")
 
 
+def test_train_resume_retrains_a_run_from_its_own_data_after_an_erasure(own_run, tmp_path):
+    """After forget, the weights still owe something to the erased user (erased.json counts them);
+    train --resume trains the same model and settings from fresh weights on the run's current data,
+    replaces the run whole, and the count is gone."""
+    import json
+
+    from penchant.runs import load_run
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(own_run, run_dir)
+    assert penchant("forget", "--run", str(run_dir), "--user", "u001").returncode == 0
+    assert load_run(run_dir).erased_in_weights() == 1
+    before = json.loads((run_dir / "run.json").read_text())
+    done = penchant("train", "--resume", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    assert "trained again from its own data" in done.stderr
+    run = load_run(run_dir)
+    after = json.loads((run_dir / "run.json").read_text())
+    assert run.erased_in_weights() == 0 and "u001" not in run.model.histories
+    assert after["config"] == before["config"] and after["model"] == before["model"]
+    assert after["source"]["retrained_from"] == before["created"]
+    assert after["dataset"]["n_events"] < before["dataset"]["n_events"]
+    assert not list(tmp_path.glob("run.*"))  # no half-written or replaced copy left beside it
+    assert_one_line_error(penchant("train", "--resume", str(run_dir), "--config", "{}"), "--resume", "--config")
+    assert_one_line_error(penchant("train", "--resume", str(tmp_path / "nowhere")), "run.json missing")
+    assert_one_line_error(penchant("train", "--data", "ml-100k"), "--out: required")
+
+
 def test_an_unexpected_failure_is_one_line_asking_for_a_report(own_run, tmp_path):
     # A run directory whose model file is corrupt is not a mistake the CLI knows how to name: it must
     # still not print a traceback.
@@ -349,7 +377,7 @@ def test_forget_erases_a_user_from_the_run_and_its_event_store(own_run, tmp_path
 # cost per row); test_bad_config_values_are_one_line and the rest above run the real executable.
 BAD = [
     # train
-    (["train", "--out", "{tmp}/r"], "--data --events"),
+    (["train", "--out", "{tmp}/r"], "--data, --events"),
     (["train", "--data", "ml-1m", "--out", "{tmp}/r"], "ml-1m"),
     (["train", "--events", "{tmp}/missing.csv", "--out", "{tmp}/r"], "missing.csv"),
     (["train", "--events", "{events}", "--out", "{tmp}/r"], "user"),
