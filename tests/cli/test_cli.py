@@ -322,7 +322,9 @@ def test_train_resume_retrains_a_run_from_its_own_data_after_an_erasure(own_run,
     assert after["source"]["retrained_from"] == before["created"]
     assert after["dataset"]["n_events"] < before["dataset"]["n_events"]
     assert not list(tmp_path.glob("run.*"))  # no half-written or replaced copy left beside it
-    assert_one_line_error(penchant("train", "--resume", str(run_dir), "--config", "{}"), "--resume", "--config")
+    assert_one_line_error(
+        penchant("train", "--resume", str(run_dir), "--config", "{}"), "--resume", "--config"
+    )
     assert_one_line_error(penchant("train", "--resume", str(tmp_path / "nowhere")), "run.json missing")
     assert_one_line_error(penchant("train", "--data", "ml-100k"), "--out: required")
 
