@@ -25,6 +25,7 @@ class IdMap:
     def __init__(self, ids: Iterable[str]):
         self.ids: list[str] = [str(i) for i in ids]
         self._index = {external: i for i, external in enumerate(self.ids)}
+        self._lookup: pd.Index | None = None  # a vectorised copy of _index, built on first use
         if len(self._index) != len(self.ids):
             raise ValueError("IdMap IDs must be unique")
 
@@ -43,7 +44,15 @@ class IdMap:
 
     def indices(self, externals: Iterable[str]) -> np.ndarray:
         """Vector of internal indices (-1 for unknown IDs)."""
-        return np.fromiter((self._index.get(e, -1) for e in externals), dtype=np.int64)
+        if not isinstance(externals, (list, tuple, np.ndarray, pd.Series, pd.Index)):
+            externals = list(externals)
+        if len(externals) < 64:  # a request's handful: the dict is faster than building an index
+            return np.fromiter(
+                (self._index.get(e, -1) for e in externals), dtype=np.int64, count=len(externals)
+            )
+        if self._lookup is None or len(self._lookup) != len(self.ids):
+            self._lookup = pd.Index(self.ids, dtype=object)
+        return self._lookup.get_indexer(pd.Index(externals, dtype=object)).astype(np.int64)
 
     def add(self, external: str) -> int:
         """Append a new ID (no-op when present) and return its index."""

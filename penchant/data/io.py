@@ -384,7 +384,10 @@ def _ids(values: pd.Series) -> pd.Series:
             return str(int(v))
         return str(v).strip()
 
-    return values.map(fix)
+    # Each distinct value is fixed once (a log has far fewer IDs than rows), then spread by its codes.
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    fixed = np.array([fix(v) for v in uniques] + [None], dtype=object)  # code -1 (missing) -> None
+    return pd.Series(fixed[codes], index=values.index, dtype=object)
 
 
 def read_events(path: str | Path | SqlSource, columns: ColumnMap | None = None) -> pd.DataFrame:

@@ -1,0 +1,243 @@
+"""Ten million events: time and peak memory of each path from a Parquet log to served recommendations.
+
+    .venv/bin/python benchmarks/scale_data.py                         # 10^5, 10^6 and 10^7 events
+    .venv/bin/python benchmarks/scale_data.py --sizes 100000 1000000  # what this run measures
+
+For each size a synthetic log (benchmarks/synthetic.py: 50 events per user, 10 per item on average,
+so 10^7 events are 200,000 users and 10^6 items) is written as a directory of Parquet files, then each
+step runs as the user would run it, in its own process, its peak RSS (the process and its children)
+sampled every 0.1 s:
+
+* ingest: reading, validating and cleaning the directory into penchant's dataset (``load_dataset``);
+* train: ``penchant train --events DIR --config '{"max_epochs": 1}'`` (one epoch, then what training
+  does after it: validation, the transition-weight choice, the refit);
+* evaluate: ``penchant evaluate --run RUN`` (leave-one-out, full catalogue);
+* serve start: ``penchant serve --run RUN --open`` until ``/health`` answers, on a fresh SQLite store
+  (the first start imports the run's events).
+
+Writes benchmarks/results/scale_data.md and .json, with the exponent of time against events fitted
+over the sizes measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synthetic import LogShape, write  # noqa: E402 (beside this script)
+
+RESULTS = Path(__file__).parent / "results"
+SIZES = (100_000, 1_000_000, 10_000_000)
+BAR = {"peak_rss_gb": 12.0, "ingest_events_per_s": 500_000, "exponent": 1.0, "serve_start_s": 120.0}
+
+
+def monitored(command: list[str], until=None, timeout: float = 4 * 3600) -> dict:
+    """Run ``command``; its seconds and peak RSS (GB) over it and its children. ``until``: a check
+    that ends the run (the process is then terminated) once it returns True."""
+    started = time.perf_counter()
+    proc = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = False
+    while proc.poll() is None:
+        try:
+            rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        if until is not None and until():
+            done = True
+            break
+        if time.perf_counter() - started > timeout:
+            proc.kill()
+            raise SystemExit(f"{' '.join(command[:4])}: over {timeout:.0f} s")
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    if done:
+        proc.terminate()
+        proc.wait(timeout=60)
+        return {"seconds": round(seconds, 1), "peak_rss_gb": round(peak / 2**30, 2)}
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed:\n{err[-3000:]}")
+    return {"seconds": round(seconds, 1), "peak_rss_gb": round(peak / 2**30, 2), "stdout": out}
+
+
+def penchant(*args: str) -> list[str]:
+    return [sys.executable, "-m", "penchant", *args]
+
+
+def ingest_worker(directory: str) -> None:
+    from penchant.data import load_dataset
+
+    started = time.perf_counter()
+    dataset = load_dataset(Path(directory))
+    print(json.dumps({"events": len(dataset.events), "ingest_seconds": time.perf_counter() - started}))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str):
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    return check
+
+
+def measure(n_events: int, work: Path) -> dict:
+    shape = LogShape.scaled(n_events)
+    log_dir, run_dir = work / f"log-{n_events}", work / f"run-{n_events}"
+    row: dict = {"events": n_events, "users": shape.n_users, "items": shape.n_items}
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    write(shape, log_dir)
+    row["generate_seconds"] = round(time.perf_counter() - started, 1)
+
+    step = monitored([sys.executable, __file__, "--ingest-worker", str(log_dir)])
+    inner = json.loads(step.pop("stdout").strip().splitlines()[-1])
+    row["ingest"] = {**step, "events_per_s": round(inner["events"] / inner["ingest_seconds"])}
+    print(f"{n_events}: ingest {row['ingest']}", file=sys.stderr, flush=True)
+
+    config = json.dumps({"max_epochs": 1})
+    step = monitored(penchant("train", "--events", str(log_dir), "--config", config, "--out", str(run_dir)))
+    step.pop("stdout")
+    fit = json.loads((run_dir / "run.json").read_text())["fit"]
+    row["train"] = {**step, "epoch_seconds": round(fit["epoch_seconds"][0], 1), "settings": fit["settings"]}
+    print(f"{n_events}: train {row['train']['seconds']} s", file=sys.stderr, flush=True)
+
+    step = monitored(penchant("evaluate", "--run", str(run_dir), "--json"))
+    metrics = json.loads(step.pop("stdout"))["metrics"]
+    row["evaluate"] = {**step, "ndcg@10": round(metrics["ndcg@10"], 4)}
+    print(f"{n_events}: evaluate {row['evaluate']}", file=sys.stderr, flush=True)
+
+    port = free_port()
+    db = f"sqlite:///{work / f'store-{n_events}.sqlite3'}"
+    serve = penchant("serve", "--run", str(run_dir), "--open", "--port", str(port), "--db", db)
+    row["serve_start"] = monitored(serve, until=answers(f"http://127.0.0.1:{port}/health"))
+    print(f"{n_events}: serve start {row['serve_start']}", file=sys.stderr, flush=True)
+    row["load_average"] = {"before": round(load, 2), "after": round(os.getloadavg()[0], 2)}
+    return row
+
+
+def exponent(rows: list[dict], key: str) -> float | None:
+    """Slope of log(seconds) against log(events): 1 is linear."""
+    if len(rows) < 2:
+        return None
+    x = np.log([r["events"] for r in rows])
+    y = np.log([max(r[key]["seconds"], 0.1) for r in rows])
+    return round(float(np.polyfit(x, y, 1)[0]), 2)
+
+
+def render(report: dict) -> str:
+    rows = report["rows"]
+    lines = [
+        "# Scale of the data path: from a Parquet log to served recommendations",
+        "",
+        f"Command: `{report['command']}` ({report['date']}, commit {report['commit']}). Machine: "
+        f"{report['machine']['cpu_count']} cores, {report['machine']['memory_gb']} GB; torch threads: the "
+        "default (all cores); load averages per size below. Synthetic logs (benchmarks/synthetic.py): 50 "
+        "events per user and 10 per item on average, power-law popularity, users with 3 latent interests "
+        "and sessions in time order, as a directory of 1M-row Parquet files. Each step in its own process; "
+        "peak RSS over the process and its children, sampled every 0.1 s.",
+        "",
+        "| events | users | items | ingest s (events/s) | ingest GB | train s (1 epoch) | train GB | "
+        "evaluate s | evaluate GB | NDCG@10 | serve start s | serve GB | load |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['events']:,} | {r['users']:,} | {r['items']:,} | {r['ingest']['seconds']} "
+            f"({r['ingest']['events_per_s']:,}) | {r['ingest']['peak_rss_gb']} | {r['train']['seconds']} "
+            f"({r['train']['epoch_seconds']} s epoch) | {r['train']['peak_rss_gb']} | {r['evaluate']['seconds']} | "
+            f"{r['evaluate']['peak_rss_gb']} | {r['evaluate']['ndcg@10']} | {r['serve_start']['seconds']} | "
+            f"{r['serve_start']['peak_rss_gb']} | {r['load_average']['before']}-{r['load_average']['after']} |"
+        )
+    ex = report["exponents"]
+    lines += [
+        "",
+        "Exponent of time against events over the sizes measured (1 = linear): "
+        + ", ".join(f"{k} {v}" for k, v in ex.items()),
+        "",
+        "NDCG@10 after one epoch is not a quality figure (the model is far from trained); it shows the "
+        "evaluation ran over the full catalogue.",
+        "",
+    ]
+    largest = rows[-1]
+    if largest["events"] >= 10_000_000:
+        bar = report["bar"]
+        lines.append(
+            "Bar at 10^7 events: "
+            + "; ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in bar.items() if k != "target")
+            + "."
+        )
+    else:
+        lines.append(
+            f"Bar (at 10^7 events): not measured; the largest size run here is {largest['events']:,} events."
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--work", type=Path, help="where logs and runs go (default: a temporary folder)")
+    parser.add_argument("--ingest-worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.ingest_worker:
+        ingest_worker(args.ingest_worker)
+        return
+    from penchant.runs import machine
+
+    with tempfile.TemporaryDirectory(dir=args.work) as folder:
+        rows = [measure(n, Path(folder)) for n in sorted(args.sizes)]
+    exponents = {step: exponent(rows, step) for step in ("ingest", "train", "evaluate", "serve_start")}
+    largest = rows[-1]
+    report = {
+        "benchmark": "scale of the data path",
+        "command": "python benchmarks/scale_data.py"
+        + (f" --sizes {' '.join(map(str, args.sizes))}" if tuple(args.sizes) != SIZES else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+        "machine": {**machine(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
+        "rows": rows,
+        "exponents": exponents,
+        "bar": {
+            "target": BAR,
+            "train_peak_rss": largest["train"]["peak_rss_gb"] <= BAR["peak_rss_gb"],
+            "evaluate_peak_rss": largest["evaluate"]["peak_rss_gb"] <= BAR["peak_rss_gb"],
+            "ingest_rate": largest["ingest"]["events_per_s"] >= BAR["ingest_events_per_s"],
+            "linear_time": all(v is not None and v <= BAR["exponent"] + 0.05 for v in exponents.values()),
+            "serve_start": largest["serve_start"]["seconds"] <= BAR["serve_start_s"],
+        },
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale_data.json").write_text(json.dumps(report, indent=2))
+    (args.out / "scale_data.md").write_text(render(report))
+    print(render(report))
+
+
+if __name__ == "__main__":
+    main()
