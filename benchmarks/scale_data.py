@@ -209,6 +209,14 @@ def main() -> None:
         return
     from penchant.runs import machine
 
+    # The code measured is the checkout's when the run starts (a dirty tree is marked).
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "penchant"], capture_output=True, text=True
+    ).stdout
+    commit += " (with uncommitted changes)" if dirty.strip() else ""
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
         rows = [measure(n, Path(folder)) for n in sorted(args.sizes)]
     exponents = {step: exponent(rows, step) for step in ("ingest", "train", "evaluate", "serve_start")}
@@ -218,9 +226,7 @@ def main() -> None:
         "command": "python benchmarks/scale_data.py"
         + (f" --sizes {' '.join(map(str, args.sizes))}" if tuple(args.sizes) != SIZES else ""),
         "date": time.strftime("%Y-%m-%d"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": commit,
         "machine": {**machine(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
         "rows": rows,
         "exponents": exponents,
