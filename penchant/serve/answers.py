@@ -31,7 +31,7 @@ class UserRecommendations:
     loaded: LoadedRun
     roles: list[ExploredItem] | None = None  # with a policy: each item's role and interest
     exclude_seen: bool = False  # whether already-seen items were left out (asked for, or the run's default)
-    request_id: str = ""  # the impression this response was logged as
+    request_id: str | None = None  # the impression this response was logged as (None: not logged)
 
 
 class NoInterests(Exception):
@@ -171,9 +171,13 @@ class Answers:
             Shown(r.item_id, role.role, role.interest, role.propensity) if role else Shown(r.item_id)
             for r, role in zip(items, roles or [None] * len(items), strict=True)
         ]
-        request_id = self.feedback.log(
-            user_id, shown, policy.value if policy else None, explore, exclude_seen
-        )
+        # Only a list made from the user's own stored events is their impression: a fallback for a user
+        # with none (new, or erased a moment ago) is not logged, so it leaves no trace of them.
+        request_id = None
+        if len(history) > 0:
+            request_id = self.feedback.log(
+                user_id, shown, policy.value if policy else None, explore, exclude_seen
+            )
         return UserRecommendations(items, len(history), loaded, roles, exclude_seen, request_id)
 
     def profile(self, user_id: str) -> Profile:

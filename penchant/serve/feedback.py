@@ -121,9 +121,18 @@ def logged_responses(db: Database, since: float = 0.0) -> list[LoggedResponse]:
 class Feedback:
     """Impressions, rewards and bandit posteriors of one service over its database."""
 
-    def __init__(self, db: Database, window: float, flush_every: float = FLUSH_EVERY):
+    def __init__(
+        self,
+        db: Database,
+        window: float,
+        flush_every: float = FLUSH_EVERY,
+        erased_at: Callable[[str], float | None] | None = None,
+    ):
+        """``erased_at``: when a user was erased (the event store's), so that an impression queued
+        before an erasure, in this replica or another, is never written after it."""
         self.db = db
         self.window = window
+        self._erased_at = erased_at
         self._pending: list[tuple] = []
         self._lock = threading.Lock()  # guards _pending
         self._writing = threading.Lock()  # one flush at a time, so batches land in order
@@ -157,6 +166,9 @@ class Feedback:
         with self._writing:
             with self._lock:
                 rows, self._pending = self._pending, []
+            if rows and self._erased_at is not None:
+                erased = {u: self._erased_at(u) for u in {row[2] for row in rows}}
+                rows = [row for row in rows if erased[row[2]] is None or row[-1] > erased[row[2]]]
             if not rows:
                 return
             try:

@@ -207,8 +207,9 @@ class RecommendationOut(BaseModel):
 
 
 class RecommendationsOut(BaseModel):
-    request_id: str = Field(
-        description="this response's impression: send it with an event of a shown item to reward it"
+    request_id: str | None = Field(
+        description="this response's impression: send it with an event of a shown item to reward it; "
+        "null for a user with no stored events (the popular fallback is not logged)"
     )
     user_id: str
     items: list[RecommendationOut]

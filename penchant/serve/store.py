@@ -205,8 +205,13 @@ class EventStore:
 
     def erased(self, user_id: str) -> bool:
         """Whether the user was ever erased (events posted after an erasure are kept)."""
+        return self.erased_at(user_id) is not None
+
+    def erased_at(self, user_id: str) -> float | None:
+        """When the user was last erased (Unix seconds), None if never."""
         forms = self._erasure_forms(user_id)
-        return self.db.fetchone("SELECT 1 FROM erasures WHERE user_id IN (?, ?, ?)", forms) is not None
+        row = self.db.fetchone("SELECT MAX(erased_at) FROM erasures WHERE user_id IN (?, ?, ?)", forms)
+        return None if row is None or row[0] is None else float(row[0])
 
     # ------------------------------------------------------------------ items
     def put_item(self, item: Item) -> bool:
