@@ -30,8 +30,12 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from penchant.serve.db import Database
+
+if TYPE_CHECKING:
+    from penchant.serve.store import EventStore
 
 log = logging.getLogger("penchant.serve")
 
@@ -126,13 +130,14 @@ class Feedback:
         db: Database,
         window: float,
         flush_every: float = FLUSH_EVERY,
-        erased_at: Callable[[str], float | None] | None = None,
+        erasures: EventStore | None = None,
     ):
-        """``erased_at``: when a user was erased (the event store's), so that an impression queued
-        before an erasure, in this replica or another, is never written after it."""
+        """``erasures``: the event store whose erasure records are checked before a batch is written,
+        so that an impression queued before an erasure, in this replica or another, is never written
+        after it."""
         self.db = db
         self.window = window
-        self._erased_at = erased_at
+        self._erasures = erasures
         self._pending: list[tuple] = []
         self._lock = threading.Lock()  # guards _pending
         self._writing = threading.Lock()  # one flush at a time, so batches land in order
@@ -166,9 +171,8 @@ class Feedback:
         with self._writing:
             with self._lock:
                 rows, self._pending = self._pending, []
-            if rows and self._erased_at is not None:
-                erased = {u: self._erased_at(u) for u in {row[2] for row in rows}}
-                rows = [row for row in rows if erased[row[2]] is None or row[-1] > erased[row[2]]]
+            if rows and self._erasures is not None:
+                rows = self._without_erased(rows)
             if not rows:
                 return
             try:
@@ -178,6 +182,15 @@ class Feedback:
                 with self._lock:  # written next time, before anything queued since
                     self._pending[:0] = rows
                 raise
+
+    def _without_erased(self, rows: list[tuple]) -> list[tuple]:
+        """The rows minus those of users erased after the row was shown: one query for the latest
+        erasure, and per-user lookups only when some erasure is newer than the oldest row."""
+        latest = self._erasures.last_erasure()
+        if latest is None or latest < min(row[-1] for row in rows):
+            return rows
+        erased = {u: self._erasures.erased_at(u) for u in {row[2] for row in rows}}
+        return [row for row in rows if erased[row[2]] is None or row[-1] > erased[row[2]]]
 
     def forget(self, user_id: str) -> None:
         """Drop an erased user's queued impressions (the stored ones go with the erasure)."""

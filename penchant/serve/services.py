@@ -47,7 +47,7 @@ class Services:
                 log.info("created the event store schema in %s", redact(settings.db_url))
             store = EventStore(db)
             models = ModelHolder(settings, store)
-            feedback = Feedback(db, settings.reward_window, erased_at=store.erased_at)
+            feedback = Feedback(db, settings.reward_window, erasures=store)
             answers = Answers(settings, store, models, feedback)
             services = cls(settings, db, store, models, answers, feedback, Metrics(), threads_before)
         except BaseException:

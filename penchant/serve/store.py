@@ -207,6 +207,11 @@ class EventStore:
         """Whether the user was ever erased (events posted after an erasure are kept)."""
         return self.erased_at(user_id) is not None
 
+    def last_erasure(self) -> float | None:
+        """When the most recent erasure of any user happened (Unix seconds), None if never."""
+        row = self.db.fetchone("SELECT MAX(erased_at) FROM erasures")
+        return None if row is None or row[0] is None else float(row[0])
+
     def erased_at(self, user_id: str) -> float | None:
         """When the user was last erased (Unix seconds), None if never."""
         forms = self._erasure_forms(user_id)

@@ -229,3 +229,25 @@ def test_evaluate_impressions_needs_a_store_with_impressions(run_dir, tmp_path):
         penchant("evaluate", "--run", str(run_dir), "--impressions", "--db", url),
         "no recommendation responses",
     )
+
+
+def test_an_impression_queued_before_an_erasure_is_never_written(tmp_path):
+    """A replica queued an impression of the user; another erased the user before the writer ran:
+    the batch is written without it (others' rows kept)."""
+    from penchant.serve.feedback import Feedback, Shown
+    from penchant.serve.store import EventStore
+
+    db = Database(f"sqlite:///{tmp_path / 'events.sqlite3'}")
+    db.migrate()
+    store = EventStore(db)
+    feedback = Feedback(db, 1800.0, flush_every=3600.0, erasures=store)  # no background write here
+    try:
+        feedback.log("gone", [Shown("m01"), Shown("m02")], None, 0.0, True)
+        feedback.log("kept", [Shown("m03")], None, 0.0, True)
+        store.erase_user("gone")
+        feedback.flush()
+        assert count(f"sqlite:///{tmp_path / 'events.sqlite3'}", "impressions", "gone") == 0
+        assert count(f"sqlite:///{tmp_path / 'events.sqlite3'}", "impressions", "kept") == 1
+    finally:
+        feedback.close()
+        db.close()
