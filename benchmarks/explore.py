@@ -47,7 +47,7 @@ from penchant.models import model_class
 from penchant.runs import machine
 
 RESULTS = Path(__file__).parent / "results"
-KNOBS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+KNOBS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 MAX_NDCG_LOSS = 0.05
 BAR_NEW_INTEREST_LIFT = 0.5
 BAR_TARGETS = 300  # new-interest targets the lift must rest on
@@ -114,11 +114,26 @@ def sweep(policies: dict, dataset, cases, scores, taxonomy, counts, n_train_user
     return rows
 
 
-# The novel-interest signals' weights (transitions, meaning, the model's own mass) searched on
-# validation: a grid on the simplex in steps of 0.25, with one or two new interests per slate.
+# The novel-interest settings searched on validation: the signals' weights (transitions, meaning, the
+# model's own mass) on a simplex grid in steps of 0.25; for the "slots" fill one or two new interests
+# per slate, for the "by-score" fill the share of the bonus that follows the signals (at 0 the weights
+# do not matter, so it is searched once).
 WEIGHTS = [(t / 4, s / 4, (4 - t - s) / 4) for t in range(5) for s in range(5 - t)]
 MAX_INTERESTS = (1, 2)
+SIGNAL_SHARES = (0.5, 1.0)
+
+
+def novel_configs() -> list[NovelInterestConfig]:
+    configs = [NovelInterestConfig(*w, max_interests=n) for w in WEIGHTS for n in MAX_INTERESTS]
+    configs.append(NovelInterestConfig(fill="by-score", signal_share=0.0))
+    configs += [
+        NovelInterestConfig(*w, fill="by-score", signal_share=a) for w in WEIGHTS for a in SIGNAL_SHARES
+    ]
+    return configs
+
+
 TUNED = "novel-interest (tuned)"
+SEARCHED = ("transition_weight", "semantic_weight", "model_weight", "max_interests", "fill", "signal_share")
 
 
 def passing_novel_settings(rows: list[dict], policy: str = "novel-interest") -> list[float]:
@@ -148,39 +163,50 @@ def tune_novel(make, dataset, validation, scores, taxonomy, counts, n_train) -> 
     """Search the novel-interest settings on the validation targets; returns the chosen settings
     (weights, interests per slate, knob) and every setting's best row."""
     searched = []
-    for weights in WEIGHTS:
-        for max_interests in MAX_INTERESTS:
-            config = NovelInterestConfig(*weights, max_interests=max_interests)
-            rows = sweep(
-                {"novel-interest": functools.partial(make, config)},
-                dataset,
-                validation,
-                scores,
-                taxonomy,
-                counts,
-                n_train,
-            )
-            best = best_within_loss(rows)
-            searched.append(
-                {
-                    "transition_weight": weights[0],
-                    "semantic_weight": weights[1],
-                    "model_weight": weights[2],
-                    "max_interests": max_interests,
-                    "explore": best["explore"] if best else None,
-                    "lift": best["new_interest_lift"] if best else None,
-                    "ndcg_change": best["ndcg_change"] if best else None,
-                }
-            )
+    for config in novel_configs():
+        rows = sweep(
+            {"novel-interest": functools.partial(make, config)},
+            dataset,
+            validation,
+            scores,
+            taxonomy,
+            counts,
+            n_train,
+        )
+        best = best_within_loss(rows)
+        searched.append(
+            {
+                **{key: getattr(config, key) for key in SEARCHED},
+                "explore": best["explore"] if best else None,
+                "lift": best["new_interest_lift"] if best else None,
+                "ndcg_change": best["ndcg_change"] if best else None,
+            }
+        )
     chosen = max((s for s in searched if s["lift"] is not None), key=lambda s: s["lift"])
     return chosen, searched
 
 
-def sweep_model(name: str, dataset, parts, taxonomy, progress: bool) -> dict:
+def fitted(name: str, dataset, parts, protocol: str, keep: Path | None, progress: bool):
+    """The model trained on the protocol's training split, and its training seconds. With ``keep``, a
+    model this script saved there for the same protocol is loaded instead of trained again, and a new
+    one is saved there (so the policy sweep can be re-run without the transformer's training)."""
+    where = keep / f"{name}-{protocol}" if keep else None
+    if where is not None and (where / "fit.json").exists():
+        return model_class(name).load(where), json.loads((where / "fit.json").read_text())["train_seconds"]
     model = model_class(name)()
     started = time.perf_counter()
     model.fit(dataset, parts.train, validate=validator(parts.validation), progress=progress)
     train_seconds = time.perf_counter() - started
+    if where is not None:
+        model.save(where)
+        (where / "fit.json").write_text(json.dumps({"train_seconds": train_seconds, "protocol": protocol}))
+    return model, train_seconds
+
+
+def sweep_model(
+    name: str, dataset, parts, taxonomy, protocol: str, keep: Path | None, progress: bool
+) -> dict:
+    model, train_seconds = fitted(name, dataset, parts, protocol, keep, progress)
     train = list(dataset.histories(parts.train).values())
     counts = np.zeros(dataset.n_items)
     for history in train:
@@ -210,12 +236,7 @@ def sweep_model(name: str, dataset, parts, taxonomy, progress: bool) -> dict:
     chosen, searched = tune_novel(
         novel, dataset, parts.validation, validation_scores, taxonomy, counts, len(train)
     )
-    tuned_config = NovelInterestConfig(
-        chosen["transition_weight"],
-        chosen["semantic_weight"],
-        chosen["model_weight"],
-        chosen["max_interests"],
-    )
+    tuned_config = NovelInterestConfig(**{key: chosen[key] for key in SEARCHED})
     policies[TUNED] = functools.partial(novel, tuned_config)
     rows = sweep(policies, dataset, parts.test, scores_of(parts.test), taxonomy, counts, len(train))
     # The novel-interest sweeps on the validation targets: the default settings and the tuned ones.
@@ -375,18 +396,17 @@ def markdown(report: dict) -> str:
         lines += [
             "",
             f"Novel-interest settings searched on validation ({len(result['novel_interest_search'])}: the three "
-            "signals' weights on a 0.25 grid x 1 or 2 new interests per slate; each at its best knob within "
-            "5% NDCG loss). Chosen: transitions "
-            f"{chosen['transition_weight']:g}, text closeness {chosen['semantic_weight']:g}, model mass "
-            f"{chosen['model_weight']:g}, {chosen['max_interests']} interest(s) per slate, explore "
-            f"{chosen['explore']:g} (validation lift {100 * chosen['lift']:+.1f}%, NDCG "
-            f"{100 * chosen['ndcg_change']:+.1f}%). The five best:",
+            "signals' weights on a 0.25 grid; the `slots` fill with 1 or 2 new interests per slate, the "
+            "`by-score` fill with the signals' share of the bonus 0, 0.5 or 1; each at its best knob within "
+            f"5% NDCG loss). Chosen: {_setting(chosen)}, explore {chosen['explore']:g} (validation lift "
+            f"{100 * chosen['lift']:+.1f}%, NDCG {100 * chosen['ndcg_change']:+.1f}%). The five best:",
             "",
-            "| transitions | text | model | interests | explore | validation lift | ΔNDCG |",
-            "|---|---|---|---|---|---|---|",
+            "| fill | transitions | text | model | interests / signal share | explore | validation lift | ΔNDCG |",
+            "|---|---|---|---|---|---|---|---|",
             *[
-                f"| {s['transition_weight']:g} | {s['semantic_weight']:g} | {s['model_weight']:g} | "
-                f"{s['max_interests']} | {s['explore']:g} | {100 * s['lift']:+.1f}% | {100 * s['ndcg_change']:+.1f}% |"
+                f"| {s['fill']} | {s['transition_weight']:g} | {s['semantic_weight']:g} | {s['model_weight']:g} | "
+                f"{s['max_interests'] if s['fill'] == 'slots' else s['signal_share']:g} | {s['explore']:g} | "
+                f"{100 * s['lift']:+.1f}% | {100 * s['ndcg_change']:+.1f}% |"
                 for s in ranked[:5]
             ],
             "",
@@ -396,6 +416,18 @@ def markdown(report: dict) -> str:
         ]
     lines += ["![trade-off](explore.png)", ""]
     return "\n".join(lines)
+
+
+def _setting(s: dict) -> str:
+    weights = (
+        f"transitions {s['transition_weight']:g}, text closeness {s['semantic_weight']:g}, "
+        f"model mass {s['model_weight']:g}"
+    )
+    if s["fill"] == "slots":
+        return f"the slots fill, {weights}, {s['max_interests']} interest(s) per slate"
+    if s["signal_share"] == 0:
+        return "the by-score fill with the same bonus for every new interest"
+    return f"the by-score fill, {weights}, signals' share of the bonus {s['signal_share']:g}"
 
 
 def _change(change: dict) -> str:
@@ -415,6 +447,11 @@ def main() -> None:
         choices=("next-n", "leave-one-out"),
         default="next-n",
         help="next-n (default): each user's last 10 events are the test targets; leave-one-out: the last one",
+    )
+    parser.add_argument(
+        "--keep-models",
+        type=Path,
+        help="save the trained models in this folder, and load them from it when a later run finds them",
     )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -437,7 +474,10 @@ def main() -> None:
         "k": K,
         "n_candidates": N_CANDIDATES,
         "knobs": list(KNOBS),
-        "models": [sweep_model(name, dataset, parts, taxonomy, not args.quiet) for name in args.models],
+        "models": [
+            sweep_model(name, dataset, parts, taxonomy, args.protocol, args.keep_models, not args.quiet)
+            for name in args.models
+        ],
     }
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]

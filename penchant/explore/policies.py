@@ -233,6 +233,28 @@ class NovelInterestConfig:
     # An interest with at most this share of the user's history still counts as new: 0 explores only
     # untouched interests; a small share keeps nurturing an interest the user has just started on.
     new_below_share: float = 0.0
+    # How the explore slots are filled:
+    # "slots": round(x·k) slots at the end of the slate go to the best items of the ``max_interests``
+    #   new interests the signals rank first, whatever their model scores;
+    # "by-score": every item from a new interest gets a bonus of x·BONUS_SPREAD standard deviations of
+    #   the candidates' model scores (scaled by its interest's signal score as ``signal_share`` says)
+    #   and enters the slate, after the model's own items, when that lifts it past the k-th item. Only
+    #   items the model nearly ranks already get in, so the number of explore slots varies per user.
+    fill: str = "slots"
+    # by-score: the share of the bonus that follows the three signals' score of the item's new interest
+    # (0: every new interest gets the same bonus; 1: the bonus is proportional to the score).
+    signal_share: float = 0.0
+
+    def __post_init__(self):
+        if self.fill not in FILLS:
+            raise InputError(f"novel-interest fill must be one of {', '.join(FILLS)}, got '{self.fill}'")
+        if not 0.0 <= self.signal_share <= 1.0:
+            raise InputError(f"novel-interest signal_share must be between 0 and 1, got {self.signal_share}")
+
+
+FILLS = ("slots", "by-score")
+# by-score: the bonus at explore = 1, in standard deviations of the candidates' model scores.
+BONUS_SPREAD = 3.0
 
 
 class LLMInterestProposer:
@@ -325,17 +347,24 @@ class NovelInterest(Policy):
             transition_weight=c.transition_weight,
         )
 
+    def _proposed(self, user: UserContext, profile: np.ndarray) -> list[int] | None:
+        """The language model's new interests for the user, when a proposer is set and answers."""
+        if self.proposer is None or profile.sum() <= 0:
+            return None
+        novel = profile <= self.config.new_below_share
+        return self.proposer(user, novel, self.config.max_interests) if novel.any() else None
+
     def _select(self, user, candidates, k, explore, profile):
+        if self.config.fill == "by-score":
+            return self._select_by_score(user, candidates, k, explore, profile)
         n_explore = min(k, int(np.floor(explore * k + 0.5)))
         scores = self.interest_scores(profile, candidates)
         floor = max(self.config.min_score, np.finfo(float).tiny)
         ranked = [int(j) for j in np.argsort(-scores, kind="stable") if scores[j] >= floor]
         ranked = ranked[: self.config.max_interests]
-        if self.proposer is not None and n_explore and profile.sum() > 0:
-            novel = profile <= self.config.new_below_share
-            proposed = self.proposer(user, novel, self.config.max_interests) if novel.any() else None
-            if proposed:
-                ranked = proposed
+        proposed = self._proposed(user, profile) if n_explore else None
+        if proposed:
+            ranked = proposed
         exploit = list(range(k - n_explore))
         picks: list[tuple[int, int]] = []  # (candidate position, interest)
         taken = np.zeros(len(candidates), dtype=bool)
@@ -358,6 +387,35 @@ class NovelInterest(Policy):
         interests = self._exploit_interests(candidates.items[positions], profile)
         if picks:
             interests[-len(picks) :] = [j for _, j in picks]
+        return positions, interests
+
+    def _select_by_score(self, user, candidates, k, explore, profile):
+        """The "by-score" fill: a bonus for items from new interests, in units of the score spread."""
+        c = self.config
+        novel = profile <= c.new_below_share
+        if profile.sum() <= 0 or not novel.any():
+            novel = np.zeros_like(novel)
+        proposed = self._proposed(user, profile)
+        if proposed:
+            novel = np.zeros_like(novel)
+            novel[proposed] = True
+        signal = self.interest_scores(profile, candidates) if c.signal_share > 0 else np.zeros(len(profile))
+        if signal.max() > 0:
+            signal = signal / signal.max()
+        weight = np.where(novel, (1.0 - c.signal_share) + c.signal_share * signal, 0.0)  # (K,)
+        belongs = self.rows(candidates.items) > 0  # (C, K); shares of several interests count in full
+        served = belongs * weight[None, :]
+        value = served.max(axis=1)  # each candidate's bonus weight: its best new interest
+        scores = candidates.scores.astype(np.float64)
+        spread = scores.std() or 1.0
+        lifted = scores + BONUS_SPREAD * explore * spread * value
+        top = np.argsort(-lifted, kind="stable")[:k]
+        promoted = top[top >= k]  # from outside the model's own top k: only new-interest items get there
+        promoted = promoted[np.argsort(-lifted[promoted], kind="stable")]
+        positions = np.concatenate([np.sort(top[top < k]), promoted]).astype(np.int64)
+        interests = self._exploit_interests(candidates.items[positions], profile)
+        if len(promoted):
+            interests[-len(promoted) :] = np.argmax(served[promoted], axis=1)
         return positions, interests
 
 

@@ -57,6 +57,7 @@ def all_policies():
         Diversity(TAX, VECTORS),
         Calibrated(TAX),
         NovelInterest(TAX, transitions, VECTORS),
+        NovelInterest(TAX, transitions, VECTORS, NovelInterestConfig(fill="by-score")),
         Bandit(TAX),
     ]
 
@@ -237,6 +238,60 @@ def test_novel_interest_gives_slots_back_when_the_user_has_every_interest():
     candidates = descending([0, 4, 8, 1, 5, 9])
     slate = policy.rerank(user([0, 4, 8]), candidates, 4, 1.0)
     assert slate.items.tolist() == [0, 4, 8, 1]
+
+
+def by_score_knob(scores: np.ndarray, bonus: float) -> float:
+    """The knob at which the by-score fill adds ``bonus`` to a new-interest item's score."""
+    from penchant.explore.policies import BONUS_SPREAD
+
+    return bonus / (BONUS_SPREAD * scores.std())
+
+
+def test_the_by_score_fill_lets_in_new_interest_items_the_knob_lifts_past_the_cut():
+    """The user knows interest 0. Item 4 (interests 0 and 1: a share of a new interest counts in
+    full) sits 0.15 below the cut, item 8 (interest 2) 0.6 below, item 3 (the user's own interest 0)
+    0.1 below. A bonus under 0.15 changes nothing; one over it lets item 4 in, at the end of the slate;
+    one over 0.7 lets item 8 in too; item 3 never gets a bonus."""
+    membership = TAX.membership.copy()
+    membership[4] = [0.5, 0.5, 0.0]
+    tax = Taxonomy(names=TAX.names, membership=membership)
+    transitions = InterestTransitions.fit([History(np.array([0, 4, 8]), np.arange(3.0))], membership)
+    policy = NovelInterest(tax, transitions, VECTORS, NovelInterestConfig(fill="by-score"))
+    scores = np.array([1.0, 0.9, 0.8, 0.7, 0.65, 0.2, 0.1])
+    candidates = Candidates(np.array([0, 1, 2, 3, 4, 8, 5]), scores)
+
+    def slate(bonus):
+        return policy.rerank(user([0, 1]), candidates, 3, by_score_knob(scores, bonus))
+
+    assert slate(0.1).items.tolist() == [0, 1, 2] and slate(0.1).roles() == ["exploit"] * 3
+    lifted = slate(0.3)
+    assert lifted.items.tolist() == [0, 1, 4]
+    assert lifted.roles() == ["exploit", "exploit", "explore"] and lifted.interests.tolist() == [0, 0, 1]
+    both = slate(0.75)
+    assert both.items.tolist() == [0, 4, 8] and both.interests.tolist() == [0, 1, 2]
+
+
+def test_the_by_score_fill_gives_the_bonus_by_the_signals_as_signal_share_says():
+    """Transitions say interest 1 comes next, never interest 2. With the whole bonus following the
+    signals, interest 2's item never gets in; with none of it, it does."""
+    histories = [History(np.array([0, 1, 2, 4, 5]), np.arange(5.0)) for _ in range(5)]
+    transitions = InterestTransitions.fit(histories, TAX.membership)
+    scores = np.array([1.0, 0.9, 0.8, 0.75, 0.7])
+    candidates = Candidates(np.array([0, 1, 2, 8, 4]), scores)
+
+    def slate(share):
+        config = NovelInterestConfig(1.0, 0.0, fill="by-score", signal_share=share)
+        policy = NovelInterest(TAX, transitions, VECTORS, config)
+        return policy.rerank(user([0, 1]), candidates, 3, by_score_knob(scores, 0.3)).items.tolist()
+
+    assert slate(1.0) == [0, 1, 4]
+    assert slate(0.0) == [0, 8, 4]
+
+
+@pytest.mark.parametrize("setting", [{"fill": "random"}, {"fill": "by-score", "signal_share": 1.5}])
+def test_novel_interest_settings_out_of_range_are_refused(setting):
+    with pytest.raises(InputError, match="novel-interest"):
+        NovelInterestConfig(**setting)
 
 
 def test_bandit_state_round_trips_and_replays_the_same_slate(tmp_path):
