@@ -228,21 +228,24 @@ class NovelInterestConfig:
     transition_weight: float = 0.5  # interest transitions learned across users
     semantic_weight: float = 0.5  # closeness in meaning (interest text vectors, else item-vector centroids)
     model_weight: float = 0.0  # the model's own probability mass on the interest in its top candidates
+    # The slots fill (and a language model's proposals in either fill):
     max_interests: int = 1  # predicted new interests one slate tries (the published recipe serves one)
     min_score: float = 0.02  # never explore an interest predicted with less than this next-interest mass
     # An interest with at most this share of the user's history still counts as new: 0 explores only
     # untouched interests; a small share keeps nurturing an interest the user has just started on.
     new_below_share: float = 0.0
     # How the explore slots are filled:
+    # "by-score" (default): every item from a new interest gets a bonus of x·BONUS_SPREAD standard
+    #   deviations of the candidates' model scores and enters the slate, after the model's own items,
+    #   when that lifts it past the k-th item. Only items the model nearly ranks already get in, so the
+    #   number of explore slots varies per user (chosen on validation for the transformer and nearly
+    #   tied for EASE on ml-100k: benchmarks/results/explore.md);
     # "slots": round(x·k) slots at the end of the slate go to the best items of the ``max_interests``
-    #   new interests the signals rank first, whatever their model scores;
-    # "by-score": every item from a new interest gets a bonus of x·BONUS_SPREAD standard deviations of
-    #   the candidates' model scores (scaled by its interest's signal score as ``signal_share`` says)
-    #   and enters the slate, after the model's own items, when that lifts it past the k-th item. Only
-    #   items the model nearly ranks already get in, so the number of explore slots varies per user.
-    fill: str = "slots"
+    #   new interests the signals rank first, whatever their model scores.
+    fill: str = "by-score"
     # by-score: the share of the bonus that follows the three signals' score of the item's new interest
-    # (0: every new interest gets the same bonus; 1: the bonus is proportional to the score).
+    # (0: every new interest gets the same bonus, and the signals only name the interest an item
+    # serves; 1: the bonus is proportional to the score).
     signal_share: float = 0.0
 
     def __post_init__(self):
@@ -293,9 +296,12 @@ class LLMInterestProposer:
 
 
 class NovelInterest(Policy):
-    """Give ``round(x·k)`` slots at the end of the slate to items from interests the user has never
-    engaged with, chosen by the interest-transition model and centroid closeness; the rest is the
-    model's own top items in its own order. Inside a new interest the model's best candidate is taken.
+    """Bring items from interests the user has never engaged with into the end of the slate; the rest
+    is the model's own top items in its own order. By default ("by-score") a new-interest item gets in
+    when a bonus of ``x`` times BONUS_SPREAD standard deviations of the candidates' scores lifts it past
+    the k-th item; with the "slots" fill ``round(x·k)`` slots go to the model's best items inside the
+    new interests the signals (transitions, closeness, the model's mass; or a language model) rank
+    first. See :class:`NovelInterestConfig`.
     """
 
     name = "novel-interest"
@@ -399,7 +405,7 @@ class NovelInterest(Policy):
         if proposed:
             novel = np.zeros_like(novel)
             novel[proposed] = True
-        signal = self.interest_scores(profile, candidates) if c.signal_share > 0 else np.zeros(len(profile))
+        signal = self.interest_scores(profile, candidates)
         if signal.max() > 0:
             signal = signal / signal.max()
         weight = np.where(novel, (1.0 - c.signal_share) + c.signal_share * signal, 0.0)  # (K,)
@@ -414,8 +420,8 @@ class NovelInterest(Policy):
         promoted = promoted[np.argsort(-lifted[promoted], kind="stable")]
         positions = np.concatenate([np.sort(top[top < k]), promoted]).astype(np.int64)
         interests = self._exploit_interests(candidates.items[positions], profile)
-        if len(promoted):
-            interests[-len(promoted) :] = np.argmax(served[promoted], axis=1)
+        if len(promoted):  # the new interest the item serves, the signals' first where it has several
+            interests[-len(promoted) :] = np.argmax(served[promoted] * (1.0 + signal)[None, :], axis=1)
         return positions, interests
 
 

@@ -56,8 +56,8 @@ def all_policies():
     return [
         Diversity(TAX, VECTORS),
         Calibrated(TAX),
-        NovelInterest(TAX, transitions, VECTORS),
-        NovelInterest(TAX, transitions, VECTORS, NovelInterestConfig(fill="by-score")),
+        NovelInterest(TAX, transitions, VECTORS),  # the by-score fill
+        NovelInterest(TAX, transitions, VECTORS, NovelInterestConfig(fill="slots")),
         Bandit(TAX),
     ]
 
@@ -171,7 +171,7 @@ def test_novel_interest_fills_the_last_slots_from_the_predicted_new_interest():
     transitions = InterestTransitions.fit(histories, TAX.membership)
     # Interest 1 is also the semantic neighbour of interest 0; interest 2 is its opposite.
     vectors = ItemVectors.from_array(np.repeat([[1.0, 0.0], [0.9, 0.44], [-1.0, 0.0]], 4, axis=0))
-    policy = NovelInterest(TAX, transitions, vectors)
+    policy = NovelInterest(TAX, transitions, vectors, NovelInterestConfig(fill="slots"))
     candidates = descending([0, 1, 2, 3, 8, 9, 6, 10, 7, 4, 5, 11])
     slate = policy.rerank(user([0, 1]), candidates, 5, 0.4)  # 2 of 5 slots explore
     assert slate.items.tolist() == [0, 1, 2, 6, 7]  # model's best interest-1 items, in model order
@@ -190,7 +190,7 @@ def test_each_of_the_three_signals_can_choose_the_new_interest():
     candidates = Candidates(np.array([0, 1, 2, 4, 8, 9, 10, 11, 5]), scores)
 
     def explored(transition, semantic, model):
-        config = NovelInterestConfig(transition, semantic, model)
+        config = NovelInterestConfig(transition, semantic, model, fill="slots")
         policy = NovelInterest(TAX, transitions, VECTORS, config, interest_vectors=text)
         return policy.rerank(user([0, 1]), candidates, 5, 0.4).interests[-2:].tolist()
 
@@ -217,7 +217,8 @@ def test_a_language_model_can_propose_the_new_interest_and_its_failure_falls_bac
 
     def slate_with(model: str):
         proposer = LLMInterestProposer(TAX, LLMSettings(url=chat_url, model=model, timeout_s=5))
-        policy = NovelInterest(TAX, transitions, VECTORS, NovelInterestConfig(1.0, 0.0), proposer=proposer)
+        config = NovelInterestConfig(1.0, 0.0, fill="slots")
+        policy = NovelInterest(TAX, transitions, VECTORS, config, proposer=proposer)
         return policy.rerank(user([0, 1], "a"), candidates, 5, 0.4), proposer, policy
 
     slate, proposer, policy = slate_with('say:["t2"]')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from penchant.explore import InterestTransitions, NovelInterest
+from penchant.explore import InterestTransitions, NovelInterest, NovelInterestConfig
 from penchant.explore.simulator import SimulatorConfig, make_world, simulate
 
 SMALL = SimulatorConfig(
@@ -28,12 +28,14 @@ def test_runs_are_reproducible_and_the_novel_interest_policy_discovers_hidden_in
     assert np.array_equal(exploit.clicks_per_round, simulate(world, None, 0.0, seed=9).clicks_per_round)
     assert exploit.explore_share == 0.0
 
-    def novel():
-        return NovelInterest(
-            world.taxonomy, InterestTransitions.fit(world.histories, world.taxonomy.membership), world.vectors
-        )
+    def novel(fill="slots"):
+        transitions = InterestTransitions.fit(world.histories, world.taxonomy.membership)
+        return NovelInterest(world.taxonomy, transitions, world.vectors, NovelInterestConfig(fill=fill))
 
     explored = simulate(world, novel(), 0.3, seed=9)
     assert explored.discovered > exploit.discovered + 0.5
     assert 0.0 < explored.explore_share <= 0.3
+    # The by-score fill only lets in new-interest items the model nearly ranks: fewer, but some.
+    by_score = simulate(world, novel("by-score"), 0.3, seed=9)
+    assert exploit.discovered < by_score.discovered < explored.discovered
     assert explored.cumulative_clicks == simulate(world, novel(), 0.3, seed=9).cumulative_clicks
