@@ -232,6 +232,17 @@ def test_a_language_model_can_propose_the_new_interest_and_its_failure_falls_bac
         slate, proposer, _ = slate_with(answer)
         assert slate.interests.tolist()[-2:] == [1, 1] and proposer.last_error
 
+    def by_score_with(model: str) -> set[int]:
+        """The interests of the items the by-score fill (the default) brings in."""
+        proposer = LLMInterestProposer(TAX, LLMSettings(url=chat_url, model=model, timeout_s=5))
+        slate = NovelInterest(TAX, transitions, VECTORS, proposer=proposer).rerank(
+            user([0, 1], "b"), candidates, 5, 0.5
+        )
+        return {int(j) for j, e in zip(slate.interests, slate.explores, strict=True) if e}
+
+    assert by_score_with('say:["t2"]') == {2}  # only the proposed interest gets the bonus
+    assert by_score_with("broken") == {1, 2}
+
 
 def test_novel_interest_gives_slots_back_when_the_user_has_every_interest():
     transitions = InterestTransitions.fit([History(np.array([0, 4, 8]), np.arange(3.0))], TAX.membership)
