@@ -233,11 +233,12 @@ def test_a_language_model_can_propose_the_new_interest_and_its_failure_falls_bac
         assert slate.interests.tolist()[-2:] == [1, 1] and proposer.last_error
 
     def by_score_with(model: str) -> set[int]:
-        """The interests of the items the by-score fill (the default) brings in."""
+        """The interests of the items the by-score fill brings in (the same bonus for every new one)."""
         proposer = LLMInterestProposer(TAX, LLMSettings(url=chat_url, model=model, timeout_s=5))
-        slate = NovelInterest(TAX, transitions, VECTORS, proposer=proposer).rerank(
-            user([0, 1], "b"), candidates, 5, 0.5
+        policy = NovelInterest(
+            TAX, transitions, VECTORS, NovelInterestConfig(signal_share=0.0), proposer=proposer
         )
+        slate = policy.rerank(user([0, 1], "b"), candidates, 5, 0.5)
         return {int(j) for j, e in zip(slate.interests, slate.explores, strict=True) if e}
 
     assert by_score_with('say:["t2"]') == {2}  # only the proposed interest gets the bonus
@@ -268,7 +269,7 @@ def test_the_by_score_fill_lets_in_new_interest_items_the_knob_lifts_past_the_cu
     membership[4] = [0.5, 0.5, 0.0]
     tax = Taxonomy(names=TAX.names, membership=membership)
     transitions = InterestTransitions.fit([History(np.array([0, 4, 8]), np.arange(3.0))], membership)
-    policy = NovelInterest(tax, transitions, VECTORS, NovelInterestConfig(fill="by-score"))
+    policy = NovelInterest(tax, transitions, VECTORS, NovelInterestConfig(fill="by-score", signal_share=0.0))
     scores = np.array([1.0, 0.9, 0.8, 0.7, 0.65, 0.2, 0.1])
     candidates = Candidates(np.array([0, 1, 2, 3, 4, 8, 5]), scores)
 
