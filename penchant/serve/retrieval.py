@@ -3,8 +3,13 @@
 Exact retrieval scores the whole catalogue with the model, which is fast for the catalogues of tens
 of thousands of items most models here are trained on. Past a size threshold, a model that can put
 users and items in one vector space (the interest transformer: ``user_vectors`` and ``item_vectors``)
-is served through an HNSW index over its item vectors (FAISS, inner product); the candidates it
-returns are then scored exactly, so the final order is the model's own among them.
+is served through an HNSW index over its item vectors (FAISS); the candidates it returns are then
+scored exactly, so the final order is the model's own among them.
+
+The model ranks by inner product, and an HNSW graph built on inner products navigates badly when the
+item vectors' norms differ widely (the output bias is one of their coordinates): on the ml-100k
+transformer it found 64% of the exact top 10. :class:`MipsIndex` uses the reduction of maximum inner
+product search to nearest neighbours instead (Bachrach et al., RecSys 2014).
 """
 
 from __future__ import annotations
@@ -19,6 +24,53 @@ from penchant.models.topk import PAD, topk_indices
 
 HNSW_M = 32  # links per node: recall vs memory
 HNSW_EF_CONSTRUCTION = 200  # build-time search breadth: recall vs build time
+
+
+class MipsIndex:
+    """Top inner products through an L2 HNSW index: each item vector gets one more coordinate,
+    ``sqrt(R² - |v|²)``, and each query a 0, so that ``|q - v|² = |q|² + R² - 2 q·v`` orders the items
+    exactly as the inner product does. ``R`` is the largest norm at build time with ``headroom``
+    for items added later; one added past it gets 0 there (its distance then slightly favours it)."""
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        m: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
+        headroom: float = 1.25,
+    ):
+        import faiss
+
+        self._faiss = faiss
+        vectors = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.zeros(1)
+        self.radius = float(max(norms.max(), 1e-6) * headroom)
+        self.index = faiss.IndexHNSWFlat(vectors.shape[1] + 1, m, faiss.METRIC_L2)
+        self.index.hnsw.efConstruction = ef_construction
+        self.add(vectors)
+
+    def add(self, vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        extra = np.sqrt(np.maximum(self.radius**2 - (vectors.astype(np.float64) ** 2).sum(axis=1), 0.0))
+        self.index.add(np.ascontiguousarray(np.hstack([vectors, extra[:, None].astype(np.float32)])))
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def copy(self) -> MipsIndex:
+        """A copy to add to while requests keep searching this one."""
+        other = object.__new__(MipsIndex)
+        other._faiss, other.radius = self._faiss, self.radius
+        other.index = self._faiss.clone_index(self.index)
+        return other
+
+    def search(self, queries: np.ndarray, n: int, ef_search: int) -> np.ndarray:
+        """Item indices (Q, n) of the largest inner products with ``queries`` (Q, D), -1 past the end."""
+        queries = np.asarray(queries, dtype=np.float32)
+        padded = np.ascontiguousarray(np.hstack([queries, np.zeros((len(queries), 1), dtype=np.float32)]))
+        params = self._faiss.SearchParametersHNSW(efSearch=max(ef_search, n))
+        return self.index.search(padded, n, params=params)[1]
 
 
 class Retriever(Protocol):
@@ -73,17 +125,12 @@ class AnnRetriever:
         m: int = HNSW_M,
         ef_construction: int = HNSW_EF_CONSTRUCTION,
     ):
-        import faiss
-
         if not supports_vectors(model):
             raise TypeError(f"{model.name} has no user and item vectors; serve it with exact retrieval")
         self.model = model
         self.ef_search = ef_search
-        self._faiss = faiss
         self.vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)  # (I, D)
-        self.index = faiss.IndexHNSWFlat(self.vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
-        self.index.hnsw.efConstruction = ef_construction
-        self.index.add(self.vectors)
+        self.index = MipsIndex(self.vectors, m, ef_construction)
         self.repeat = model.repeat_bias()
         self._exact = ExactRetriever(model)
 
@@ -92,9 +139,9 @@ class AnnRetriever:
         (their vectors unchanged): a copy of the index with only the new items inserted, not a
         rebuild. The copy leaves this index untouched for the requests still using it."""
         grown = object.__new__(AnnRetriever)
-        grown.model, grown.ef_search, grown._faiss = model, self.ef_search, self._faiss
+        grown.model, grown.ef_search = model, self.ef_search
         grown.vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)
-        grown.index = self._faiss.clone_index(self.index)
+        grown.index = self.index.copy()
         grown.index.add(grown.vectors[len(self.vectors) :])
         grown.repeat = model.repeat_bias()
         grown._exact = ExactRetriever(model)
@@ -115,8 +162,7 @@ class AnnRetriever:
         query = self.user_state(history) if state is None else state  # (1, D)
         seen = np.unique(history.items)
         wanted = min(n, 2 * k + (len(seen) if exclude_seen else 0))
-        params = self._faiss.SearchParametersHNSW(efSearch=max(self.ef_search, wanted))
-        _, ids = self.index.search(query, wanted, params=params)
+        ids = self.index.search(query, wanted, self.ef_search)
         candidates = ids[0][ids[0] >= 0]
         window = np.unique(history.items[-self.model.window :])
         if exclude_seen:
