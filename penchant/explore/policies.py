@@ -399,9 +399,7 @@ class NovelInterest(Policy):
     def _select_by_score(self, user, candidates, k, explore, profile):
         """The "by-score" fill: a bonus for items from new interests, in units of the score spread."""
         c = self.config
-        novel = profile <= c.new_below_share
-        if profile.sum() <= 0 or not novel.any():
-            novel = np.zeros_like(novel)
+        novel = (profile <= c.new_below_share) & (profile.sum() > 0)  # nothing is new to a user with none
         proposed = self._proposed(user, profile)
         if proposed:
             novel = np.zeros_like(novel)

@@ -307,6 +307,19 @@ def test_novel_interest_settings_out_of_range_are_refused(setting):
         NovelInterestConfig(**setting)
 
 
+@pytest.mark.parametrize("fill", ["by-score", "slots"])
+def test_novel_interest_explores_nothing_for_a_user_with_no_interests_yet(fill):
+    """A user with no history has no interests, so none is new: the model's own top items, even where
+    the best of them (item 0 here) belongs to no interest at all."""
+    membership = TAX.membership.copy()
+    membership[0] = 0.0
+    tax = Taxonomy(names=TAX.names, membership=membership)
+    transitions = InterestTransitions.fit([History(np.array([1, 4, 8]), np.arange(3.0))], membership)
+    policy = NovelInterest(tax, transitions, VECTORS, NovelInterestConfig(fill=fill, signal_share=0.0))
+    slate = policy.rerank(user([]), descending([0, 1, 2, 3, 8, 4]), 3, 1.0)
+    assert slate.items.tolist() == [0, 1, 2] and slate.roles() == ["exploit"] * 3
+
+
 def test_bandit_state_round_trips_and_replays_the_same_slate(tmp_path):
     candidates = descending([0, 4, 8, 1, 5, 9, 2, 6])
     first = Bandit(TAX)
