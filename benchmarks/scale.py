@@ -58,19 +58,21 @@ BAR = {
     "synthetic": {"epoch_ratio_1e6_vs_1e4": 3.0, "peak_rss_gb": 8.0},
 }
 SIZES = (10_000, 100_000, 1_000_000)
-# One change from the default each (the default's own row is the beauty / ml100k part).
+# Objective x window x long-term summary, one change from the default each (the default's own row
+# is the beauty / ml100k part). Beauty's objective row keeps the sampled softmax but draws its
+# negatives uniformly (full softmax over 57k items is hours per run on this CPU; the GPU settings
+# search in results/tune/beauty_gpu_objective.md has it); ml-100k's default window is 50, so its
+# window row is the shorter 20 that Beauty's data chooses.
 ABLATION = {
     "beauty": [
-        {"refit_epochs": 0},
-        {"popular_negatives": 0.0},
-        {"max_len": 50},
         {"long_term": False},
+        {"max_len": 50},
+        {"popular_negatives": 0.0},
     ],
     "ml100k": [
-        {"loss": "sampled"},
-        {"refit_epochs": 0},
-        {"max_len": 50},
         {"long_term": False},
+        {"max_len": 20},
+        {"loss": "sampled"},
     ],
 }
 SEEDS = (42, 1, 2)
@@ -162,15 +164,21 @@ def part_torchrun(args) -> dict:
 
 
 def part_ablation(args) -> dict:
-    rows = []
+    """Rows of runs not made this time (another dataset, or an earlier call) are kept; each row is
+    saved as soon as it finishes, with its own date and commit, so the part can be run in pieces."""
+    path = args.out / "scale.json"
+    earlier = json.loads(path.read_text())["parts"].get("ablation", {}) if path.exists() else {}
+    rows = [r for r in earlier.get("rows", []) if r.get("config") in ABLATION.get(r["dataset"], [])]
     for name, configs in ABLATION.items():
         if name not in args.datasets or (name == "beauty" and not args.beauty.exists()):
             continue
         source = beauty_source(args.beauty) if name == "beauty" else ML100K
         for config in configs:
             row = train_and_evaluate(source, config, exclude_seen=name == "beauty")
-            rows.append({"dataset": name, **row})
+            rows = [r for r in rows if (r["dataset"], r["config"]) != (name, config)]
+            rows.append({"dataset": name, "date": time.strftime("%Y-%m-%d"), "commit": _commit(), **row})
             print(f"ablation {name} {config}: {row['metrics']}", file=sys.stderr, flush=True)
+            save_section(args, "ablation", {"rows": rows, "date": time.strftime("%Y-%m-%d")})
     return {"rows": rows}
 
 
@@ -516,21 +524,38 @@ def render(report: dict) -> str:
     for name, title in (("ablation", "Ablation (one seed each)"), ("seeds", "Final default, three seeds")):
         if name in parts:
             p = parts[name]
+            rows = p["rows"]
+            if name == "ablation":
+                # Each dataset's default row (its own part) first, then one change from it per row.
+                defaults = [
+                    {"dataset": d, "date": parts[d]["date"], "commit": parts[d].get("commit"), **parts[d]["run"]}
+                    for d in ("beauty", "ml100k")
+                    if d in parts and any(r["dataset"] == d for r in rows)
+                ]
+                rows = sorted(defaults + rows, key=lambda r: r["dataset"])
+                when = "Each row measured on the date and at the commit it names"
+            else:
+                when = _when(p).capitalize()
             lines += [
                 f"## {title}",
                 "",
-                f"{_when(p).capitalize()}. Beauty: seen items excluded; ml-100k: not excluded.",
+                f"{when}. Beauty: seen items excluded; ml-100k: not excluded.",
                 "",
-                "| data | settings | NDCG@10 | Recall@10 | objective | window | epochs | s/epoch | training |",
-                "|---|---|---:|---:|---|---:|---:|---:|---:|",
+                "| data | settings | NDCG@10 | Recall@10 | objective | window | long-term | epochs | s/epoch "
+                "| training | load | measured |",
+                "|---|---|---:|---:|---|---:|---|---:|---:|---:|---|---|",
             ]
-            for row in p["rows"]:
+            for row in rows:
                 s = row["settings"]
                 label = json.dumps(row["config"]) if row["config"] else "default"
+                load = row.get("load_average", {})
+                measured = f"{row.get('date', p.get('date', ''))} {row.get('commit') or p.get('commit') or ''}"
                 lines.append(
                     f"| {row['dataset']} | `{label}` | {row['metrics']['ndcg@10']:.4f} | "
-                    f"{row['metrics']['recall@10']:.4f} | {s['loss']} | {s['window']} | {row['epochs']} | "
-                    f"{row['seconds_per_epoch']:.1f} | {row['train_seconds']:.0f} s |"
+                    f"{row['metrics']['recall@10']:.4f} | {s['loss']} | {s['window']} | "
+                    f"{'on' if s.get('long_term', True) else 'off'} | {row['epochs']} | "
+                    f"{row['seconds_per_epoch']:.1f} | {row['train_seconds']:.0f} s | "
+                    f"{load.get('before', '')}-{load.get('after', '')} | {measured.strip()} |"
                 )
             if name == "seeds":
                 lines += ["", *_seed_means(p["rows"])]
@@ -681,22 +706,27 @@ def main() -> None:
         n_items, loss, batches = args.synthetic_worker
         print(json.dumps(synthetic_worker(int(n_items), loss, int(batches) or None)))
         return
-    path = args.out / "scale.json"
     for name in args.parts:
         started = time.perf_counter()
         section = PARTS[name](args)
         section["date"] = time.strftime("%Y-%m-%d")
         section["commit"] = _commit()
         section["seconds"] = round(time.perf_counter() - started, 1)
-        # Read again just before writing: another scale.py may have finished a part meanwhile.
-        report = json.loads(path.read_text()) if path.exists() else {"parts": {}}
-        report["parts"][name] = section
-        report["machine"] = machine()
-        report["command"] = "python benchmarks/scale.py --parts " + " ".join(sorted(report["parts"]))
-        args.out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2))
-        (args.out / "scale.md").write_text(render(report))
+        save_section(args, name, section)
         print(f"{name}: done in {section['seconds']:.0f} s", file=sys.stderr, flush=True)
+
+
+def save_section(args, name: str, section: dict) -> None:
+    """Write one part's section into scale.json and render scale.md from all of them."""
+    path = args.out / "scale.json"
+    # Read again just before writing: another scale.py may have finished a part meanwhile.
+    report = json.loads(path.read_text()) if path.exists() else {"parts": {}}
+    report["parts"][name] = section
+    report["machine"] = machine()
+    report["command"] = "python benchmarks/scale.py --parts " + " ".join(sorted(report["parts"]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    (args.out / "scale.md").write_text(render(report))
 
 
 if __name__ == "__main__":
