@@ -52,7 +52,12 @@ class IdMap:
             )
         if self._lookup is None or len(self._lookup) != len(self.ids):
             self._lookup = pd.Index(self.ids, dtype=object)
-        return self._lookup.get_indexer(pd.Index(externals, dtype=object)).astype(np.int64)
+        # A log repeats its IDs: look up each distinct one, then spread by the codes.
+        if not isinstance(externals, (pd.Series, pd.Index, np.ndarray)):
+            externals = np.asarray(externals, dtype=object)
+        codes, uniques = pd.factorize(externals, use_na_sentinel=True)
+        found = np.append(self._lookup.get_indexer(pd.Index(uniques, dtype=object)), -1)
+        return found[codes].astype(np.int64)
 
     def add(self, external: str) -> int:
         """Append a new ID (no-op when present) and return its index."""
@@ -106,9 +111,11 @@ class Dataset:
 
     def __post_init__(self) -> None:
         self.item_map = IdMap(self.items.index)
-        self.user_map = IdMap(pd.unique(self.events["user_id"]))
+        # Users are indexed in the order they first appear: one pass gives the IDs and the indices.
+        users, ids = pd.factorize(self.events["user_id"])
+        self.user_map = IdMap(ids)
         self.events["item"] = self.item_map.indices(self.events["item_id"])
-        self.events["user"] = self.user_map.indices(self.events["user_id"])
+        self.events["user"] = users.astype(np.int64)
 
     @property
     def n_items(self) -> int:
@@ -137,9 +144,11 @@ class Dataset:
         catalogue, the catalogue is the set of items in the events kept.
         """
         report = report or CleaningReport(events_read=len(events))
-        events = events.copy()
+        events = events.copy(deep=False)  # columns are replaced below, never written in place
         for column in ("user_id", "item_id", "timestamp"):
-            missing = events[column].isna() | (events[column].astype(str).str.strip() == "")
+            missing = events[column].isna()
+            if not pd.api.types.is_numeric_dtype(events[column]):  # a number is never blank
+                missing |= events[column].astype(str).str.strip() == ""
             if missing.any():
                 report.missing_dropped[column] = report.missing_dropped.get(column, 0) + int(missing.sum())
                 events = events[~missing]
@@ -151,10 +160,15 @@ class Dataset:
         events["timestamp"] = events["timestamp"].astype(float)
         events["value"] = events["value"].astype(float)
 
-        before = len(events)
+        # Sorted first, by user ID, then time, then the input order among events with equal
+        # timestamps (integer codes in the IDs' own order sort much faster than the strings); what
+        # follows only drops rows, so the order holds.
+        users_sorted = pd.factorize(events["user_id"], sort=True)[0]
+        order = np.lexsort((events["timestamp"].to_numpy(), users_sorted))  # stable: input order last
         # An event's text is part of what it is: two tags written in the same second are two events.
-        events = events.drop_duplicates(subset=["user_id", "item_id", "timestamp", "event_type", "text"])
-        report.duplicates_dropped += before - len(events)
+        repeated = _repeated(events, order, users_sorted[order])
+        report.duplicates_dropped += int(repeated.sum())
+        events = events.iloc[order[~repeated]].reset_index(drop=True)  # one take for both
 
         catalogue = None
         if items is not None and len(items) > 0:
@@ -164,8 +178,9 @@ class Dataset:
             catalogue = catalogue.drop_duplicates(subset="item_id", keep="first").set_index("item_id")
             report.duplicate_items_dropped += before - len(catalogue)
             known = events["item_id"].isin(catalogue.index)
-            report.unknown_items_dropped += int((~known).sum())
-            events = events[known]
+            if not known.all():
+                report.unknown_items_dropped += int((~known).sum())
+                events = events[known]
         if filters is not None and filters.active:
             events = apply_filters(events, filters, report)
         if catalogue is None:
@@ -187,11 +202,7 @@ class Dataset:
         users["user_id"] = users["user_id"].astype(str)
         users = users.drop_duplicates(subset="user_id").set_index("user_id")
 
-        # Stable sort keeps the input order among events with equal timestamps.
         events = events.reset_index(drop=True)
-        events["_order"] = np.arange(len(events))
-        events = events.sort_values(["user_id", "timestamp", "_order"], kind="mergesort")
-        events = events.drop(columns="_order").reset_index(drop=True)
         report.events_kept = len(events)
         if len(events) == 0:
             raise InputError(f"{name}: no events left after cleaning ({'; '.join(report.lines())})")
@@ -252,6 +263,22 @@ class Dataset:
 def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
     # List-valued columns (categories) round-trip through Arrow; everything else as is.
     frame.to_parquet(path, index=False)
+
+
+def _repeated(events: pd.DataFrame, order: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """Which of ``events.iloc[order]`` (sorted by user, then time, then input order; ``users``: their
+    user codes in that order) repeat an earlier event exactly: user, item, time, type and text.
+    Repeats share user and time, so only runs of equal (user, time) are compared, which real logs
+    have few of."""
+    times = events["timestamp"].to_numpy()[order]
+    tie = (users[1:] == users[:-1]) & (times[1:] == times[:-1])
+    candidates = np.flatnonzero(np.concatenate([[False], tie]) | np.concatenate([tie, [False]]))
+    out = np.zeros(len(order), dtype=bool)
+    if len(candidates):
+        columns = ["user_id", "item_id", "timestamp", "event_type", "text"]
+        rows = events.iloc[order[candidates]]
+        out[candidates] = rows.duplicated(subset=columns, keep="first").to_numpy()
+    return out
 
 
 def _natural(external: str) -> tuple:

@@ -70,6 +70,31 @@ def test_cleaning_keeps_the_right_events(dirty):
     ]
 
 
+def test_cleaning_drops_and_orders_as_pandas_would_on_many_ties():
+    """Repeats found only among events of equal user and time, and the sort on integer codes, give
+    what drop_duplicates then a stable sort by user ID and time give, ties and interleaving included."""
+    rng = np.random.default_rng(3)
+    n = 3_000
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.choice(["u10", "u2", "u1", "a", "ü"], n),
+            "item_id": rng.choice(["i1", "i2", "i3"], n),
+            "timestamp": rng.integers(0, 6, n).astype(float),
+            "event_type": rng.choice(["view", "click", None], n),
+            "text": rng.choice(["nice", "nicer", None], n),
+        }
+    )
+    columns = ["user_id", "item_id", "timestamp", "event_type", "text"]
+    expected = frame.drop_duplicates(subset=columns).sort_values(["user_id", "timestamp"], kind="mergesort")
+
+    dataset = Dataset.from_frames(frame)
+
+    assert dataset.report.duplicates_dropped == n - len(expected)
+    got = dataset.events[columns].astype(object).where(dataset.events[columns].notna(), None)
+    want = expected[columns].astype(object).where(expected[columns].notna(), None)
+    assert got.values.tolist() == want.values.tolist()
+
+
 def test_cleaning_report_lines_mention_every_step(dirty):
     text = "\n".join(dirty.report.lines())
 
@@ -239,6 +264,17 @@ def test_id_map_unknown_ids():
     assert ids.get("nope", default=99) == 99
     with pytest.raises(KeyError):
         ids.index("nope")
+
+
+def test_id_map_looks_up_a_long_column_as_the_dict_does():
+    """Past a request's handful the IDs are factorised and each distinct one looked up once."""
+    ids = IdMap(["x", "y", "007"])
+    column = pd.Series(["y", "nope", "x", "007", "7", None] * 20, dtype="str")
+
+    got = ids.indices(column)
+
+    assert got.tolist() == [ids.get(e) if isinstance(e, str) else -1 for e in column.tolist()]
+    assert got.tolist()[:6] == [1, -1, 0, 2, -1, -1]
 
 
 def test_id_map_add():
