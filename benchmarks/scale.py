@@ -528,7 +528,12 @@ def render(report: dict) -> str:
             if name == "ablation":
                 # Each dataset's default row (its own part) first, then one change from it per row.
                 defaults = [
-                    {"dataset": d, "date": parts[d]["date"], "commit": parts[d].get("commit"), **parts[d]["run"]}
+                    {
+                        "dataset": d,
+                        "date": parts[d]["date"],
+                        "commit": parts[d].get("commit"),
+                        **parts[d]["run"],
+                    }
                     for d in ("beauty", "ml100k")
                     if d in parts and any(r["dataset"] == d for r in rows)
                 ]
@@ -549,7 +554,9 @@ def render(report: dict) -> str:
                 s = row["settings"]
                 label = json.dumps(row["config"]) if row["config"] else "default"
                 load = row.get("load_average", {})
-                measured = f"{row.get('date', p.get('date', ''))} {row.get('commit') or p.get('commit') or ''}"
+                measured = (
+                    f"{row.get('date', p.get('date', ''))} {row.get('commit') or p.get('commit') or ''}"
+                )
                 lines.append(
                     f"| {row['dataset']} | `{label}` | {row['metrics']['ndcg@10']:.4f} | "
                     f"{row['metrics']['recall@10']:.4f} | {s['loss']} | {s['window']} | "
