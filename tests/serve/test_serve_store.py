@@ -115,6 +115,41 @@ def test_a_run_imports_in_batches_whole_and_once(tmp_path, monkeypatch, cycle_da
     assert store.import_run("k1", "/runs/x", events, cycle_dataset.items.reset_index()) is None
 
 
+def test_an_imported_run_keeps_every_field_and_missing_stays_missing(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from penchant.serve.store import EventStore
+
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    db.migrate()
+    events = pd.DataFrame(
+        {
+            "user_id": pd.Series(["u1", "u1", "007"], dtype="str"),
+            "item_id": pd.Series(["i1", "i2", "i1"], dtype="str"),
+            "timestamp": [1.0, 2.5, 3.0],
+            "event_type": pd.Series(["click", None, "view"], dtype="str"),
+            "value": [np.nan, 4.5, 1.0],
+            "text": [None, "nice", None],
+        }
+    )
+    items = pd.DataFrame(
+        {"title": ["One", np.nan], "categories": [["a", "b"], None]},
+        index=pd.Index(["i1", "i2"], name="item_id"),
+    )
+
+    EventStore(db).import_run("k", "/runs/x", events, items)
+
+    rows = db.fetchall("SELECT user_id, item_id, ts, event_type, value, text FROM events ORDER BY ts")
+    assert [tuple(r) for r in rows] == [
+        ("u1", "i1", 1.0, "click", None, None),
+        ("u1", "i2", 2.5, "", 4.5, "nice"),
+        ("007", "i1", 3.0, "view", 1.0, None),
+    ]
+    stored = db.fetchall("SELECT item_id, title, description, categories FROM items ORDER BY item_id")
+    assert [tuple(r) for r in stored] == [("i1", "One", None, '["a", "b"]'), ("i2", None, None, None)]
+
+
 def test_erasure_records_are_keyed_per_store_and_older_forms_still_count(tmp_path, cycle_dataset):
     import hashlib
 
