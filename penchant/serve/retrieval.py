@@ -15,6 +15,11 @@ search to nearest neighbours instead (Bachrach et al., RecSys 2014).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +27,8 @@ import numpy as np
 from penchant.data.dataset import History
 from penchant.models import Recommender
 from penchant.models.topk import PAD, topk_indices
+
+log = logging.getLogger("penchant.serve")
 
 HNSW_M = 32  # links per node: recall vs memory
 HNSW_EF_CONSTRUCTION = 200  # build-time search breadth: recall vs build time
@@ -65,6 +72,24 @@ class MipsIndex:
         other._faiss, other.radius = self._faiss, self.radius
         other.index = self._faiss.clone_index(self.index)
         return other
+
+    def save(self, path: Path) -> None:
+        """Write the index to ``path`` (and its radius beside it), atomically: a reader finds the
+        whole file or none."""
+        partial = path.with_name(path.name + ".partial")
+        self._faiss.write_index(self.index, str(partial))
+        path.with_suffix(".json").write_text(json.dumps({"radius": self.radius}))
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: Path) -> MipsIndex:
+        import faiss
+
+        index = object.__new__(cls)
+        index._faiss = faiss
+        index.radius = float(json.loads(path.with_suffix(".json").read_text())["radius"])
+        index.index = faiss.read_index(str(path))
+        return index
 
     def search(self, queries: np.ndarray, n: int, ef_search: int) -> np.ndarray:
         """Item indices (Q, n) of the largest inner products with ``queries`` (Q, D), -1 past the end."""
@@ -125,13 +150,22 @@ class AnnRetriever:
         ef_search: int = 128,
         m: int = HNSW_M,
         ef_construction: int = HNSW_EF_CONSTRUCTION,
+        cache: Path | None = None,
     ):
+        """``cache``: a folder where the index built for these item vectors is kept, so that the
+        next start (or another replica) loads it instead of building it again."""
         if not supports_vectors(model):
             raise TypeError(f"{model.name} has no user and item vectors; serve it with exact retrieval")
         self.model = model
         self.ef_search = ef_search
         self.vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)  # (I, D)
-        self.index = MipsIndex(self.vectors, m, ef_construction)
+        path = cache / index_file(self.vectors, m, ef_construction) if cache is not None else None
+        if path is not None and path.exists():
+            self.index = MipsIndex.load(path)
+        else:
+            self.index = MipsIndex(self.vectors, m, ef_construction)
+            if path is not None:
+                _keep(self.index, path)
         self.repeat = model.repeat_bias()
         self._exact = ExactRetriever(model)
 
@@ -202,13 +236,51 @@ def supports_vectors(model: Recommender) -> bool:
     return all(hasattr(model, name) for name in ("user_vectors", "item_vectors", "repeat_bias"))
 
 
+def wants_ann(model: Recommender, ann_threshold: int) -> bool:
+    return model.n_items >= ann_threshold and supports_vectors(model)
+
+
+def index_file(vectors: np.ndarray, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION) -> str:
+    """The name an index over exactly these vectors, built with these settings, is kept under."""
+    digest = hashlib.sha256(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    digest.update(f"{vectors.shape} {m} {ef_construction}".encode())
+    return f"hnsw-{digest.hexdigest()[:24]}.faiss"
+
+
+def has_kept_index(model: Recommender, cache: Path) -> bool:
+    """Whether ``cache`` holds the index for this model's item vectors (loading it takes seconds
+    where building takes minutes at a million items)."""
+    return (cache / index_file(np.asarray(model.item_vectors(), dtype=np.float32))).exists()
+
+
+def _keep(index: MipsIndex, path: Path) -> None:
+    """Save a built index, replacing the ones kept for earlier vectors; a folder that cannot be
+    written (a read-only run) only costs the next start the build."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index.save(path)
+        for old in path.parent.glob("hnsw-*.faiss"):
+            if old != path:
+                old.unlink(missing_ok=True)
+                old.with_suffix(".json").unlink(missing_ok=True)
+    except OSError as e:
+        log.warning(
+            "the ANN index could not be kept in %s (%s); the next start builds it again", path.parent, e
+        )
+
+
 def build_retriever(
-    model: Recommender, ann_threshold: int, ef_search: int = 128, previous: Retriever | None = None
+    model: Recommender,
+    ann_threshold: int,
+    ef_search: int = 128,
+    previous: Retriever | None = None,
+    cache: Path | None = None,
 ) -> Retriever:
     """Exact below ``ann_threshold`` items (or for models without vectors), HNSW from there on; with
-    the ``previous`` retriever of the same model before items were appended, its index is extended."""
-    if model.n_items >= ann_threshold and supports_vectors(model):
+    the ``previous`` retriever of the same model before items were appended, its index is extended.
+    ``cache``: where the index is kept between starts (see :class:`AnnRetriever`)."""
+    if wants_ann(model, ann_threshold):
         if isinstance(previous, AnnRetriever):
             return previous.extended(model)
-        return AnnRetriever(model, ef_search=ef_search)
+        return AnnRetriever(model, ef_search=ef_search, cache=cache)
     return ExactRetriever(model)

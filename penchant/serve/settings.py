@@ -24,6 +24,9 @@ class Settings:
     history_limit: int = 2000  # most recent stored events of a user that feed a recommendation
     ann_threshold: int = 50_000  # catalogues at least this large are served through the ANN index
     ann_ef_search: int = 128  # HNSW search breadth: higher is slower and closer to exact
+    # An index this large that no earlier start kept is built in the background (minutes at 10^6
+    # items) while exact retrieval serves; a smaller one is built before the service answers.
+    ann_background_from: int = 200_000
     db_pool_size: int = 8  # database connections shared by request threads
     torch_threads: int = 1  # intra-op threads per request; requests run in parallel threads already
     explain_events: int = 200  # most recent events an explanation weighs (one model pass per event)

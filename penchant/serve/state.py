@@ -33,7 +33,14 @@ from penchant.data.dataset import History
 from penchant.errors import InputError
 from penchant.runs import Run, erase_user, load_run
 from penchant.serve.interests import RunInterests
-from penchant.serve.retrieval import Retriever, build_retriever
+from penchant.serve.retrieval import (
+    AnnRetriever,
+    ExactRetriever,
+    Retriever,
+    build_retriever,
+    has_kept_index,
+    wants_ann,
+)
 from penchant.serve.settings import Settings
 from penchant.serve.store import EventStore, Item
 
@@ -42,6 +49,7 @@ log = logging.getLogger("penchant.serve")
 
 USER_STATES = 100_000  # at most this many users' model states in one process (LRU) ...
 USER_STATE_BYTES = 256 * 2**20  # ... and at most about this much memory, counted by what each one holds
+ANN_FOLDER = "ann"  # inside the run directory: the HNSW index kept between starts
 REFRESH_USERS = 32  # users of one write whose state is computed before the response; others on read
 
 
@@ -151,8 +159,10 @@ class ModelHolder:
     def __init__(self, settings: Settings, store: EventStore):
         self.settings = settings
         self.store = store
-        self._reload_lock = threading.Lock()  # reloads and catalogue additions, one at a time
-        self.current: LoadedRun = self._load()
+        self._reload_lock = threading.Lock()  # reloads, catalogue additions and index swaps, one at a time
+        self._building: str | None = None  # the run key whose ANN index a background thread builds
+        with self._reload_lock:  # a background build swaps its index in only once this is set
+            self.current: LoadedRun = self._load()
 
     def _load(self) -> LoadedRun:
         run_dir = Path(self.settings.run_dir)
@@ -161,7 +171,7 @@ class ModelHolder:
         added = self.store.import_run(run_key, str(run_dir.resolve()), run.dataset.events, run.dataset.items)
         if added is not None:
             log.info("imported run %s into the event store: %d events, %d items", run_dir, *added)
-        retriever = build_retriever(run.model, self.settings.ann_threshold, self.settings.ann_ef_search)
+        retriever = self._retriever(run, run_key)
         interests = RunInterests.build(run)
         if interests is None:
             log.warning(
@@ -179,14 +189,64 @@ class ModelHolder:
                 log.info("added %d stored items the run was not trained on to its model", len(missing))
         return loaded
 
+    def _retriever(self, run: Run, run_key: str) -> Retriever:
+        """The run's retriever. An ANN index that is not kept from an earlier start and would take
+        long to build (``ann_background_from`` items) is built in a background thread while exact
+        retrieval serves, and swapped in when ready; the service answers from the start."""
+        model, settings = run.model, self.settings
+        cache = Path(settings.run_dir) / ANN_FOLDER
+        if (
+            wants_ann(model, settings.ann_threshold)
+            and model.n_items >= settings.ann_background_from
+            and not has_kept_index(model, cache)
+        ):
+            if self._building != run_key:
+                self._building = run_key
+                threading.Thread(
+                    target=self._build_index, args=(run_key, model, cache), name="ann-index", daemon=True
+                ).start()
+                log.info(
+                    "building the ANN index over %d items in the background; exact retrieval until it is ready",
+                    model.n_items,
+                )
+            return ExactRetriever(model)
+        return build_retriever(model, settings.ann_threshold, settings.ann_ef_search, cache=cache)
+
+    def _build_index(self, run_key: str, model, cache: Path) -> None:
+        started = time.perf_counter()
+        try:
+            built = AnnRetriever(model, ef_search=self.settings.ann_ef_search, cache=cache)
+        except Exception:  # the service keeps answering exactly
+            log.exception("building the ANN index failed; exact retrieval goes on")
+            with self._reload_lock:
+                self._building = None
+            return
+        with self._reload_lock:
+            if self._building != run_key or self.current.run_key != run_key:
+                return  # another run was loaded meanwhile; the index stays kept for it on disk
+            loaded = self.current
+            if loaded.run.model is not model:  # items were added (or the same run reloaded) meanwhile
+                built = built.extended(loaded.run.model)
+            # States cached for exact retrieval (score rows) are not ANN states (query vectors).
+            self.current = dataclasses.replace(loaded, retriever=built, users=UserStates())
+            self._building = None
+        log.info(
+            "ANN index over %d items ready in %.0f s; serving through it",
+            len(built.vectors),
+            time.perf_counter() - started,
+        )
+
     def _extended(self, loaded: LoadedRun, items: list[Item]) -> LoadedRun:
         """A new LoadedRun whose model also scores ``items``, with everything sized by the catalogue
         rebuilt: the retriever (and ANN index), the interests, and an empty user-state cache."""
         model = _with_items(loaded.run.model, items)
         run = dataclasses.replace(loaded.run, model=model)
-        retriever = build_retriever(
-            model, self.settings.ann_threshold, self.settings.ann_ef_search, previous=loaded.retriever
-        )
+        if self._building == loaded.run_key:  # the background build extends its index when it ends
+            retriever: Retriever = ExactRetriever(model)
+        else:
+            retriever = build_retriever(
+                model, self.settings.ann_threshold, self.settings.ann_ef_search, previous=loaded.retriever
+            )
         interests = (
             loaded.interests.with_items(model, [i.categories for i in items]) if loaded.interests else None
         )

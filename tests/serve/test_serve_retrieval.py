@@ -103,3 +103,84 @@ def test_the_index_finds_the_largest_inner_products_for_queries_pointing_away_fr
     found = grown.search(queries, 10, ef_search=64)
     recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])
     assert recall >= 0.95
+
+
+def test_a_built_index_is_kept_and_the_next_start_loads_it(transformer, tmp_path, monkeypatch):
+    from penchant.serve import retrieval
+    from penchant.serve.retrieval import MipsIndex, index_file
+
+    first = AnnRetriever(transformer, cache=tmp_path)
+    assert [p.name for p in tmp_path.glob("*.faiss")] == [index_file(first.vectors)]
+
+    def build_again(*args, **kwargs):
+        raise AssertionError("the kept index was built again")
+
+    monkeypatch.setattr(MipsIndex, "__init__", build_again)
+    second = AnnRetriever(transformer, cache=tmp_path)
+    assert (second.index.ntotal, second.index.radius) == (first.index.ntotal, first.index.radius)
+    for history in transformer.histories.values():
+        assert second.top_k(history, 5, False) == first.top_k(history, 5, False)
+    monkeypatch.undo()
+
+    # Other vectors (a retrained run) are kept under another name, replacing the old index.
+    other = first.vectors * 2
+    retrieval._keep(MipsIndex(other), tmp_path / index_file(other))
+    assert [p.name for p in tmp_path.glob("*.faiss")] == [index_file(other)]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_large_index_is_built_in_the_background_while_exact_retrieval_serves(
+    serve, text_run, tmp_path, monkeypatch
+):
+    import shutil
+    import threading
+    import time
+
+    from penchant.serve import state
+    from penchant.serve.retrieval import MipsIndex
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(text_run, run_dir, ignore=shutil.ignore_patterns(state.ANN_FOLDER))  # none kept
+    gate, building = threading.Event(), threading.Event()
+
+    class Gated(AnnRetriever):
+        def __init__(self, *args, **kwargs):
+            building.set()
+            assert gate.wait(60)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(state, "AnnRetriever", Gated)
+    client = serve(run_dir, ann_threshold=1, ann_background_from=1)
+    models = client.app.state.services.models
+    assert building.wait(10)  # the build started, and the service answers meanwhile, exactly
+    assert client.get("/health").json()["retrieval"] == "exact"
+    answer = client.get("/users/u00/recommendations", params={"k": 5})
+    assert answer.status_code == 200 and answer.json()["retrieval"] == "exact"
+    new = {
+        "item_id": "s-new",
+        "title": "Star Voyager Returns",
+        "description": "Space, spaceships and aliens.",
+    }
+    assert client.post("/items", json=new).json()["recommendable"] is True  # no index built for it
+    assert models.current.retriever.kind == "exact"
+
+    gate.set()
+    deadline = time.monotonic() + 60
+    while models.current.retriever.kind != "ann" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    retriever = models.current.retriever
+    assert retriever.kind == "ann" and retriever.index.ntotal == 13  # 12 trained + the one added
+    answer = client.get("/users/u00/recommendations", params={"k": 13, "exclude_seen": False}).json()
+    assert answer["retrieval"] == "ann" and "s-new" in {r["item_id"] for r in answer["items"]}
+    assert len(list((run_dir / state.ANN_FOLDER).glob("*.faiss"))) == 1
+
+    # The next start loads the kept index before it answers (the stored item is added to a copy).
+    monkeypatch.undo()
+
+    def build_again(*args, **kwargs):
+        raise AssertionError("the kept index was built again")
+
+    monkeypatch.setattr(MipsIndex, "__init__", build_again)
+    again = serve(run_dir, ann_threshold=1, ann_background_from=1)
+    assert again.app.state.services.models.current.retriever.kind == "ann"
+    assert again.app.state.services.models.current.retriever.index.ntotal == 13
