@@ -530,7 +530,7 @@ class InterestTransformerNet(nn.Module):
     def score_last(self, batch: Batch) -> torch.Tensor:
         """Scores over catalogue items (B, n_items) for the event after each right-padded sequence."""
         vectors, bias = self.table()
-        out = self.last_hidden(batch) @ vectors.T + bias  # (B, V)
+        out = torch.addmm(bias, self.last_hidden(batch), vectors.T)  # (B, V), one pass over memory
         if self.repeat is not None:
             # Tokens already in the window: the same value is written for a token repeated in a row.
             out.scatter_(1, batch.items, out.gather(1, batch.items) + self.repeat)

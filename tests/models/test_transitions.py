@@ -141,3 +141,8 @@ def test_a_text_scored_item_the_counts_never_saw_is_not_buried(tmp_path, make_cy
     assert deferred[favourite] == pytest.approx(
         logits[favourite] + 5.0 * np.log(p[favourite] + FLOOR), rel=1e-4
     )
+    # Each row of a batch is normalised by its own scores, as when scored alone.
+    histories = list(model.histories.values())[:5]
+    together = model.score(histories)
+    for row, history in enumerate(histories):
+        np.testing.assert_allclose(together[row], model.score([history])[0], rtol=1e-5, atol=1e-5)
