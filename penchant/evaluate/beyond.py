@@ -31,7 +31,7 @@ from penchant.evaluate.metrics import PAD, catalogue_coverage
 from penchant.evaluate.ranking import rank, score_lists
 from penchant.explore.policies import Policy
 from penchant.explore.rerank import DEFAULT_CANDIDATES, rerank_scores
-from penchant.interests.taxonomy import Taxonomy
+from penchant.interests.taxonomy import Taxonomy, dense_rows
 from penchant.models.base import Recommender
 
 BEYOND_METRICS = (
@@ -44,6 +44,7 @@ BEYOND_METRICS = (
     "new_interest_hr",
 )
 CALIBRATION_SMOOTHING = 0.01
+BEYOND_CHUNK = 4096  # users per chunk of the beyond-accuracy metrics
 
 __all__ = [
     "BEYOND_METRICS",
@@ -72,17 +73,18 @@ def _lists(topk: np.ndarray, k: int) -> np.ndarray:
 
 
 def intra_list_diversity(topk: np.ndarray, k: int, vectors: np.ndarray) -> np.ndarray:
-    """Per-user mean pairwise cosine distance ``(U,)``; NaN for lists with fewer than two items."""
+    """Per-user mean pairwise cosine distance ``(U,)``; NaN for lists with fewer than two items.
+    ``vectors``: (I, D) item vectors, dense or scipy sparse."""
     top = _lists(topk, k)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = np.divide(vectors, norms, out=np.zeros_like(vectors, dtype=np.float64), where=norms > 0)
     out = np.full(len(top), np.nan)
     for row, items in enumerate(top):
         items = items[items != PAD]
         n = len(items)
         if n < 2:
             continue
-        v = unit[items]
+        v = dense_rows(vectors, items)
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        v = np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
         sim = v @ v.T  # (n, n)
         out[row] = 1.0 - (sim.sum() - np.trace(sim)) / (n * (n - 1))
     return out
@@ -122,7 +124,7 @@ def interest_coverage(topk: np.ndarray, k: int, membership: np.ndarray) -> np.nd
     """Per-user share ``(U,)`` of all interests that at least one listed item belongs to."""
     top = _lists(topk, k)
     real = top != PAD
-    m = membership[np.where(real, top, 0)] * real[:, :, None]  # (U, k, K)
+    m = dense_rows(membership, np.where(real, top, 0)) * real[:, :, None]  # (U, k, K)
     return (m.sum(axis=1) > 0).mean(axis=1)
 
 
@@ -130,7 +132,7 @@ def user_interest_distributions(histories: Sequence[History], membership: np.nda
     """Each history's interest distribution ``(U, K)`` (a zero row when it has no interests)."""
     out = np.zeros((len(histories), membership.shape[1]))
     for row, history in enumerate(histories):
-        mass = membership[history.items].sum(axis=0, dtype=np.float64)
+        mass = dense_rows(membership, history.items).sum(axis=0)
         total = mass.sum()
         if total > 0:
             out[row] = mass / total
@@ -147,7 +149,7 @@ def calibration_kl(
     """Per-user ``KL(p || q~)`` ``(U,)`` in nats; NaN where the user's profile ``p`` is empty."""
     top = _lists(topk, k)
     real = top != PAD
-    mass = (membership[np.where(real, top, 0)] * real[:, :, None]).sum(axis=1)  # (U, K)
+    mass = (dense_rows(membership, np.where(real, top, 0)) * real[:, :, None]).sum(axis=1)  # (U, K)
     totals = mass.sum(axis=1, keepdims=True)
     q = np.divide(mass, totals, out=np.zeros_like(mass, dtype=np.float64), where=totals > 0)
     q = (1.0 - smoothing) * q + smoothing * profiles
@@ -173,9 +175,9 @@ def new_interest_hits(
     top = _lists(topk, k)
     out = np.full(len(top), np.nan)
     for row, (items, history) in enumerate(zip(targets, histories, strict=True)):
-        had = membership[history.items].sum(axis=0) > 0  # (K,)
-        new = [int(i) for i in items if ((membership[i] > 0) & ~had).any()]
-        if new:
+        had = dense_rows(membership, history.items).sum(axis=0) > 0  # (K,)
+        new = np.asarray(items)[((dense_rows(membership, items) > 0) & ~had).any(axis=1)]
+        if len(new):
             out[row] = float(np.isin(new, top[row]).any())
     return out
 
@@ -186,8 +188,8 @@ def new_interest_targets(
     """Per-user ``(U,)`` count of targets in an interest the history never touched."""
     out = np.zeros(len(targets), dtype=np.int64)
     for row, (items, history) in enumerate(zip(targets, histories, strict=True)):
-        had = membership[history.items].sum(axis=0) > 0
-        out[row] = sum(bool(((membership[int(i)] > 0) & ~had).any()) for i in items)
+        had = dense_rows(membership, history.items).sum(axis=0) > 0
+        out[row] = int(((dense_rows(membership, items) > 0) & ~had).any(axis=1).sum())
     return out
 
 
@@ -203,17 +205,26 @@ def beyond_metrics(
     """Per-user values of every beyond-accuracy metric except catalogue coverage (a list-set metric).
 
     ``vectors`` are the item vectors for diversity; the default is the taxonomy's membership rows.
+    Users go in chunks, so the (users, k, interests) blocks stay bounded whatever the data's size.
     """
-    membership = taxonomy.membership.astype(np.float64)
-    profiles = user_interest_distributions(cases.histories, membership)
-    return {
-        "diversity": intra_list_diversity(topk, k, membership if vectors is None else vectors),
-        "novelty": novelty(topk, k, user_counts, n_train_users),
-        "serendipity": serendipity(topk, k, cases.targets, popularity_topk(user_counts, k)),
-        "interest_coverage": interest_coverage(topk, k, membership),
-        "calibration_kl": calibration_kl(topk, k, profiles, membership),
-        "new_interest_hr": new_interest_hits(topk, k, cases.targets, cases.histories, membership),
-    }
+    membership = taxonomy.membership  # sparse: only the rows of lists and histories become dense
+    popular = popularity_topk(user_counts, k)
+    parts = []
+    for start in range(0, max(len(topk), 1), BEYOND_CHUNK):  # once for no users: empty arrays
+        end = min(start + BEYOND_CHUNK, len(topk))
+        top, targets, histories = topk[start:end], cases.targets[start:end], cases.histories[start:end]
+        profiles = user_interest_distributions(histories, membership)
+        parts.append(
+            {
+                "diversity": intra_list_diversity(top, k, membership if vectors is None else vectors),
+                "novelty": novelty(top, k, user_counts, n_train_users),
+                "serendipity": serendipity(top, k, targets, popular),
+                "interest_coverage": interest_coverage(top, k, membership),
+                "calibration_kl": calibration_kl(top, k, profiles, membership),
+                "new_interest_hr": new_interest_hits(top, k, targets, histories, membership),
+            }
+        )
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def aggregate_beyond(per_user: dict[str, np.ndarray], k: int) -> dict[str, float]:

@@ -20,8 +20,7 @@ from penchant.models.base import Recommender
 
 def target_interests(cases: EvalSet, taxonomy: Taxonomy) -> list[np.ndarray]:
     """Per case, the distinct interests of its target item(s)."""
-    tags = taxonomy.tags()
-    return [np.flatnonzero(tags[targets].any(axis=0)) for targets in cases.targets]
+    return [np.flatnonzero((taxonomy.rows(targets) > 0).any(axis=0)) for targets in cases.targets]
 
 
 def per_user_interest_metrics(

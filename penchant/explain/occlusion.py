@@ -120,11 +120,13 @@ def explain(
         )
         for t in order
     ]
-    by_interest = weights @ taxonomy.membership[history.items].astype(np.float64)  # (K,)
+    membership = taxonomy.rows(history.items)  # (T, K)
+    by_interest = weights @ membership  # (K,)
+    present = (membership > 0).any(axis=0)
     interests = [
         InterestWeight(taxonomy.names[j], float(by_interest[j]))
         for j in np.argsort(-by_interest, kind="stable")
-        if taxonomy.membership[history.items, j].any()
+        if present[j]
     ]
     return Explanation(
         user_id=user_id,

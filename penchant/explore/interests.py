@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from penchant.data.dataset import History
+from penchant.interests.taxonomy import dense_rows
 
 
 def interest_distribution(membership: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -49,7 +50,7 @@ class InterestTransitions:
         for history in histories:
             if len(history) < 2:
                 continue
-            m = membership[history.items].astype(np.float64)  # (T, K)
+            m = dense_rows(membership, history.items)  # (T, K)
             cum = np.cumsum(m, axis=0)  # (T, K) interest mass up to and including t
             before = np.vstack([np.zeros((1, k)), cum[:-1]])  # (T, K) mass strictly before t
             lag = np.vstack([np.zeros((window, k)), cum])[: len(m)]  # mass before t - window + 1 ... t

@@ -574,7 +574,7 @@ def interest_text_vectors(
         np.add.at(counts, history.items, 1.0)
     examples = []
     for j in range(taxonomy.n_interests):
-        members = np.flatnonzero(taxonomy.membership[:, j] > 0)
+        members = taxonomy.items_of(j)
         best = members[np.argsort(-counts[members], kind="stable")[:5]]
         examples.append([str(titles[i]) for i in best if titles and titles[i]] if titles else [])
     texts = interest_descriptions(list(taxonomy.names), taxonomy.keywords, examples)

@@ -27,7 +27,7 @@ def interest_probabilities(scores: np.ndarray, taxonomy: Taxonomy, temperature: 
     logits -= np.where(empty[:, None], 0.0, top)
     p = np.exp(logits)
     p /= p.sum(axis=1, keepdims=True)  # (B, I)
-    return p @ taxonomy.tags().astype(np.float64)  # (B, K)
+    return np.asarray(p @ taxonomy.tags())  # (B, K): dense times sparse, no (I, K) copy
 
 
 def predict_interests(
@@ -60,10 +60,10 @@ def history_frequency(histories: Sequence[History], taxonomy: Taxonomy) -> np.nd
     Ties (and empty histories) are broken by how common the interest is in the catalogue, so the
     baseline is never worse than it has to be.
     """
-    tags = taxonomy.tags().astype(np.float64)
-    prior = tags.sum(axis=0) / max(tags.sum(), 1.0)  # (K,) in [0, 1)
+    tags = taxonomy.tags()
+    prior = np.asarray(tags.sum(axis=0)).ravel() / max(tags.sum(), 1.0)  # (K,) in [0, 1)
     counts = (
-        np.stack([tags[h.items].sum(axis=0) for h in histories])
+        np.stack([np.asarray(tags[h.items].sum(axis=0)).ravel() for h in histories])
         if len(histories)
         else np.zeros((0, len(prior)))
     )

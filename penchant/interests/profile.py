@@ -133,7 +133,7 @@ def interest_shares(
         return np.zeros(k), np.zeros(k), 0
     age_days = (history.times[-1] - history.times) / DAY
     decay = 0.5 ** (age_days / config.half_life_days)
-    membership = taxonomy.membership[history.items].astype(np.float64)  # (T, K)
+    membership = taxonomy.rows(history.items)  # (T, K)
     long_term = decay @ membership
     if config.short_days:
         recent = age_days <= config.short_days

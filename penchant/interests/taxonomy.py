@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from penchant.data.dataset import Dataset
 from penchant.errors import InputError
@@ -25,43 +26,75 @@ from penchant.interests.topics import ctfidf_keywords, default_n_topics, kmeans,
 
 @dataclass
 class Taxonomy:
-    """``names[j]`` is interest j; ``membership`` (n_items, n_interests) has rows summing to 1 (or 0)."""
+    """``names[j]`` is interest j; ``membership`` (n_items, n_interests) has rows summing to 1 (or 0).
+
+    The membership is a scipy CSR matrix (float32), built once per run and shared by the profiles,
+    the explanations, the metrics and the policies: memory grows with the memberships (one to a few
+    per item), not with items x interests (18 GB dense at a million items and 500 categories). A
+    dense array given to the constructor is converted. Readers take dense blocks of the few rows
+    they need with :meth:`rows`."""
 
     names: list[str]
-    membership: np.ndarray  # (I, K) float32
+    membership: sparse.csr_matrix  # (I, K) float32
     source: str = "categories"
     keywords: list[list[str]] | None = None  # topics only: the distinctive terms of each topic
+
+    def __post_init__(self) -> None:
+        m = self.membership
+        m = m.tocsr() if sparse.issparse(m) else sparse.csr_matrix(np.asarray(m, dtype=np.float32))
+        m = m.astype(np.float32)
+        m.eliminate_zeros()
+        m.sort_indices()
+        self.membership = m
 
     @property
     def n_interests(self) -> int:
         return len(self.names)
 
-    @functools.cached_property
-    def sparse(self):
-        """The membership as a scipy CSR matrix (float64), built once per taxonomy: what the
-        exploration policies share, in memory proportional to the memberships, not to I x K."""
-        from scipy import sparse
+    @property
+    def n_items(self) -> int:
+        return self.membership.shape[0]
 
-        return sparse.csr_matrix(self.membership, dtype=np.float64)
+    @functools.cached_property
+    def sparse(self) -> sparse.csr_matrix:
+        """The membership as float64 CSR, built once per taxonomy: what the exploration policies share."""
+        return self.membership.astype(np.float64)
+
+    def rows(self, items) -> np.ndarray:
+        """Dense memberships (*items.shape, K), float64, of the items at ``items`` (any shape of
+        internal indices): for the few rows of a history or a top-k list."""
+        return dense_rows(self.membership, items)
 
     def primary(self) -> np.ndarray:
         """Each item's strongest interest (-1 for items with none): (I,) int."""
-        out = self.membership.argmax(axis=1)
-        out[self.membership.sum(axis=1) == 0] = -1
+        out = np.asarray(self.membership.argmax(axis=1)).ravel().astype(np.int64)
+        out[np.diff(self.membership.indptr) == 0] = -1
         return out
 
     def of_items(self, items: np.ndarray) -> np.ndarray:
         """Summed interest weights (K,) of a bag of item indices."""
-        return self.membership[items].sum(axis=0)
+        return np.asarray(self.membership[np.asarray(items, dtype=np.int64)].sum(axis=0, dtype=np.float64)).ravel()
 
-    def tags(self) -> np.ndarray:
-        """(I, K) bool: whether item i has interest j at all, whatever its share."""
-        return self.membership > 0
+    def tags(self) -> sparse.csr_matrix:
+        """(I, K) CSR of 1.0 where item i has interest j at all, whatever its share."""
+        out = self.membership.astype(np.float64)
+        out.data[:] = 1.0
+        return out
+
+    def items_of(self, interest: int) -> np.ndarray:
+        """The items (ascending) with any share of ``interest``."""
+        return np.flatnonzero(self.membership[:, interest].toarray().ravel() > 0)
 
     def interests_of(self, item: int) -> list[str]:
         """Names of one item's interests (internal index), strongest first."""
-        row = self.membership[item]
+        row = self.rows([item])[0]
         return [self.names[j] for j in np.argsort(-row, kind="stable") if row[j] > 0]
+
+    def with_items(self, rows) -> Taxonomy:
+        """This taxonomy with the memberships ``rows`` (n, K) of appended items."""
+        extra = rows if sparse.issparse(rows) else sparse.csr_matrix(np.asarray(rows, dtype=np.float32))
+        grown = sparse.vstack([self.membership, extra.astype(np.float32)], format="csr")
+        return Taxonomy(self.names, grown, self.source, self.keywords)
 
     @classmethod
     def for_dataset(cls, dataset: Dataset, n_topics: int | None = None, encoder: str = "minilm") -> Taxonomy:
@@ -101,22 +134,34 @@ class Taxonomy:
         # How typical each item is of its topic (cosine to the topic's centre) weights its words.
         typical = (np.asarray(embeddings, dtype=np.float64) * centres[labels]).sum(axis=1)
         keywords = ctfidf_keywords(texts, labels, k, doc_weights=typical)
-        membership = np.zeros((n_items, k), dtype=np.float32)
-        membership[np.arange(n_items), labels] = 1.0
+        membership = sparse.csr_matrix(
+            (np.ones(n_items, dtype=np.float32), (np.arange(n_items), labels)), shape=(n_items, k)
+        )
         return cls(names=topic_names(keywords), membership=membership, source="topics", keywords=keywords)
 
     @classmethod
     def from_categories(cls, dataset: Dataset) -> Taxonomy:
         if "categories" not in dataset.items:
             raise InputError(f"{dataset.name}: the item catalogue has no categories to build interests from")
-        lists = [_categories(c) for c in dataset.items["categories"]]  # missing (None, NaN) -> none
+        # Missing (None, NaN) -> none; a category listed twice counts once, so each row sums to 1.
+        lists = [list(dict.fromkeys(_categories(c))) for c in dataset.items["categories"]]
         names = sorted({c for cats in lists for c in cats})
         index = {name: j for j, name in enumerate(names)}
-        membership = np.zeros((dataset.n_items, len(names)), dtype=np.float32)
-        for i, cats in enumerate(lists):
-            for c in cats:
-                membership[i, index[c]] = 1.0 / len(cats)
+        # One entry per (item, category), 1 / (the item's number of categories) each.
+        rows = np.repeat(np.arange(len(lists)), [len(cats) for cats in lists])
+        cols = np.fromiter((index[c] for cats in lists for c in cats), dtype=np.int64, count=len(rows))
+        values = np.repeat([1.0 / len(cats) if cats else 0.0 for cats in lists], [len(c) for c in lists])
+        membership = sparse.csr_matrix((values, (rows, cols)), shape=(dataset.n_items, len(names)))
         return cls(names=names, membership=membership, source="categories")
+
+
+def dense_rows(matrix, items) -> np.ndarray:
+    """Rows of a dense array or a scipy sparse matrix (a taxonomy's membership) at ``items`` (any
+    shape of indices), as dense float64 (*items.shape, K): only the rows a list or history needs."""
+    items = np.asarray(items, dtype=np.int64)
+    block = matrix[items.ravel()]
+    block = block.toarray() if sparse.issparse(block) else np.asarray(block)
+    return block.astype(np.float64).reshape(*items.shape, matrix.shape[1])
 
 
 def _categories(value) -> list:

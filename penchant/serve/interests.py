@@ -9,7 +9,6 @@ and recommendations without a policy are unaffected.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
@@ -83,9 +82,9 @@ class RunInterests:
         """The interests of an item of ``model``'s catalogue and its membership in each (what a
         reward or a miss credits to the bandit's posteriors); empty for an item the model lacks."""
         index = int(model.item_map.indices([item_id])[0])
-        if index < 0 or index >= len(self.taxonomy.membership):
+        if index < 0 or index >= self.taxonomy.n_items:
             return {}
-        row = self.taxonomy.membership[index]
+        row = self.taxonomy.rows([index])[0]
         return {self.taxonomy.names[j]: float(row[j]) for j in np.flatnonzero(row)}
 
     def with_items(self, model: Recommender, categories: list[list[str] | None]) -> RunInterests:
@@ -99,9 +98,7 @@ class RunInterests:
             known = [index[c] for c in dict.fromkeys(cats or []) if c in index]
             for j in known:
                 row[j] = 1.0 / len(known)
-        taxonomy = dataclasses.replace(
-            self.taxonomy, membership=np.concatenate([self.taxonomy.membership, rows])
-        )
+        taxonomy = self.taxonomy.with_items(rows)
         vectors = item_vectors_for(model, list(model.histories.values()))
         old: NovelInterest = self.policies[PolicyName.novel_interest]  # type: ignore[assignment]
         bandit: Bandit = self.policies[PolicyName.bandit]  # type: ignore[assignment]

@@ -172,6 +172,29 @@ def test_known_answers_on_a_two_interest_catalogue():
     assert means["new_interest_hr@2"] == 1.0 and means["interest_coverage"] == 0.75
 
 
+def test_metrics_in_chunks_of_users_are_the_metrics_of_all_at_once(monkeypatch):
+    import penchant.evaluate.beyond as beyond
+
+    rng = np.random.default_rng(2)
+    n_items, n_users = 40, 23
+    membership = (rng.random((n_items, 5)) < 0.3).astype(np.float32)
+    taxonomy = Taxonomy(names=list("abcde"), membership=membership)
+    cases = EvalSet(
+        users=np.arange(n_users),
+        histories=[History(rng.choice(n_items, 6), np.arange(6.0)) for _ in range(n_users)],
+        targets=[rng.choice(n_items, 2, replace=False) for _ in range(n_users)],
+    )
+    topk = np.stack([rng.permutation(n_items)[:5] for _ in range(n_users)])
+    counts = rng.integers(0, 9, n_items).astype(float)
+    whole = beyond_metrics(topk, 5, cases, taxonomy, counts, 9)
+    monkeypatch.setattr(beyond, "BEYOND_CHUNK", 4)
+    chunked = beyond_metrics(topk, 5, cases, taxonomy, counts, 9)
+    assert whole.keys() == chunked.keys()
+    for name in whole:
+        assert len(chunked[name]) == n_users
+        np.testing.assert_array_equal(whole[name], chunked[name])
+
+
 def categorised(dataset: Dataset) -> Dataset:
     """The cycle dataset with three categories, by item ID, so that interests follow one another."""
     items = dataset.items.reset_index()

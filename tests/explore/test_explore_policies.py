@@ -150,11 +150,9 @@ def test_calibrated_matches_steck_greedy_reference(explore):
     rng = np.random.default_rng(5)
     candidates = Candidates(rng.permutation(12), np.sort(rng.random(12))[::-1])
     history = [0, 1, 4, 8, 9, 10]
-    p = TAX.membership[history].sum(axis=0) / len(history)
+    p = TAX.rows(history).sum(axis=0) / len(history)
     rel = (candidates.scores - candidates.scores.min()) / np.ptp(candidates.scores)
-    expected = candidates.items[
-        steck_reference(rel, TAX.membership[candidates.items].astype(float), p, 6, explore)
-    ]
+    expected = candidates.items[steck_reference(rel, TAX.rows(candidates.items), p, 6, explore)]
     slate = Calibrated(TAX).rerank(user(history), candidates, 6, explore)
     assert slate.items.tolist() == expected.tolist()
 
@@ -265,7 +263,7 @@ def test_the_by_score_fill_lets_in_new_interest_items_the_knob_lifts_past_the_cu
     full) sits 0.15 below the cut, item 8 (interest 2) 0.6 below, item 3 (the user's own interest 0)
     0.1 below. A bonus under 0.15 changes nothing; one over it lets item 4 in, at the end of the slate;
     one over 0.7 lets item 8 in too; item 3 never gets a bonus."""
-    membership = TAX.membership.copy()
+    membership = TAX.membership.toarray()
     membership[4] = [0.5, 0.5, 0.0]
     tax = Taxonomy(names=TAX.names, membership=membership)
     transitions = InterestTransitions.fit([History(np.array([0, 4, 8]), np.arange(3.0))], membership)
@@ -311,7 +309,7 @@ def test_novel_interest_settings_out_of_range_are_refused(setting):
 def test_novel_interest_explores_nothing_for_a_user_with_no_interests_yet(fill):
     """A user with no history has no interests, so none is new: the model's own top items, even where
     the best of them (item 0 here) belongs to no interest at all."""
-    membership = TAX.membership.copy()
+    membership = TAX.membership.toarray()
     membership[0] = 0.0
     tax = Taxonomy(names=TAX.names, membership=membership)
     transitions = InterestTransitions.fit([History(np.array([1, 4, 8]), np.arange(3.0))], membership)

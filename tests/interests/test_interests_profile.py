@@ -148,7 +148,9 @@ def test_plot_writes_a_png(tmp_path):
 
 
 def test_recent_events_without_any_interest_are_said_plainly():
-    membership = np.vstack([taxonomy().membership, np.zeros((1, 3), dtype=np.float32)])  # item 9: no interest
+    membership = np.vstack(
+        [taxonomy().membership.toarray(), np.zeros((1, 3), dtype=np.float32)]
+    )  # item 9: no interest
     tax = Taxonomy(names=NAMES, membership=membership)
     profile = build_profile("u", history([0] * 10 + [9] * 5), tax, ProfileConfig(short_events=5))
     assert profile.short_term == []

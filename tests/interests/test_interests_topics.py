@@ -65,7 +65,7 @@ def test_topic_taxonomy_from_embeddings_labels_topics_readably():
     taxonomy = Taxonomy.from_embeddings(x, texts, n_topics=3)
     assert taxonomy.source == "topics"
     assert taxonomy.membership.shape == (12, 3)
-    assert np.array_equal(taxonomy.membership.sum(axis=1), np.ones(12))
+    assert np.array_equal(taxonomy.membership.toarray().sum(axis=1), np.ones(12))
     assert same_partition(taxonomy.primary(), truth)
     # Each name leads with the words its theme repeats most (3 times; every other word fewer).
     leads = {frozenset(name.split(", ")[:2]) for name in taxonomy.names}
@@ -153,3 +153,47 @@ def test_items_with_missing_categories_have_no_interest():
     items = pd.DataFrame({"item_id": ["a", "b", "c"], "categories": [["x"], None, np.nan]})
     taxonomy = Taxonomy.for_dataset(Dataset.from_frames(events, items))
     assert taxonomy.names == ["x"] and taxonomy.primary().tolist() == [0, -1, -1]
+
+
+def test_the_membership_is_sparse_and_read_by_rows():
+    """Items x interests are kept as CSR (memory by the memberships, not by I x K); readers get dense
+    rows of the items they ask for, and catalogue growth appends rows."""
+    from scipy import sparse
+
+    dense = np.zeros((6, 4), dtype=np.float32)
+    dense[0, 1] = 1.0
+    dense[2, [0, 3]] = 0.5
+    dense[5, 2] = 1.0
+    taxonomy = Taxonomy(names=list("wxyz"), membership=dense)
+
+    assert sparse.issparse(taxonomy.membership) and taxonomy.membership.nnz == 4
+    np.testing.assert_array_equal(taxonomy.rows([[2, 0], [5, 1]]), dense[[[2, 0], [5, 1]]])
+    assert taxonomy.primary().tolist() == [1, -1, 0, -1, -1, 2]
+    np.testing.assert_array_equal(taxonomy.of_items(np.array([0, 2, 2])), [1.0, 1.0, 0.0, 1.0])
+    assert taxonomy.items_of(3).tolist() == [2] and taxonomy.interests_of(2) == ["w", "z"]
+    assert taxonomy.tags().toarray().tolist() == (dense > 0).astype(float).tolist()
+    grown = taxonomy.with_items(np.array([[0, 0, 0, 1]], dtype=np.float32))
+    assert grown.n_items == 7 and grown.primary()[-1] == 3 and taxonomy.n_items == 6
+
+
+def test_categories_at_a_large_catalogue_stay_sparse():
+    import pandas as pd
+
+    from penchant.data.dataset import Dataset
+
+    n = 200_000
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n)],
+            "categories": [[f"c{i % 500}", f"c{(i * 7) % 500}"] for i in range(n)],
+        }
+    )
+    events = pd.DataFrame({"user_id": ["u"] * 3, "item_id": ["i0", "i1", "i2"], "timestamp": [1.0, 2.0, 3.0]})
+    taxonomy = Taxonomy.from_categories(Dataset.from_frames(events, items))
+    m = taxonomy.membership
+    assert m.shape == (n, 500) and m.nnz <= 2 * n  # dense float32 would be 400 MB; this is a few MB
+    assert m.data.nbytes + m.indices.nbytes + m.indptr.nbytes < 5e6
+    np.testing.assert_allclose(np.asarray(m.sum(axis=1)).ravel(), 1.0, rtol=1e-6)
+    columns = [taxonomy.names.index("c7"), taxonomy.names.index("c49")]
+    assert taxonomy.rows([7])[0][columns].tolist() == [0.5, 0.5]
+    assert taxonomy.rows([0])[0][taxonomy.names.index("c0")] == 1.0  # listed twice, counted once
