@@ -73,7 +73,9 @@ class Taxonomy:
 
     def of_items(self, items: np.ndarray) -> np.ndarray:
         """Summed interest weights (K,) of a bag of item indices."""
-        return np.asarray(self.membership[np.asarray(items, dtype=np.int64)].sum(axis=0, dtype=np.float64)).ravel()
+        return np.asarray(
+            self.membership[np.asarray(items, dtype=np.int64)].sum(axis=0, dtype=np.float64)
+        ).ravel()
 
     def tags(self) -> sparse.csr_matrix:
         """(I, K) CSR of 1.0 where item i has interest j at all, whatever its share."""
