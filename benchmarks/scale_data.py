@@ -40,6 +40,7 @@ from synthetic import LogShape, write  # noqa: E402 (beside this script)
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = (100_000, 1_000_000, 10_000_000)
+STEPS = ("ingest", "train", "evaluate", "serve_start")
 BAR = {"peak_rss_gb": 12.0, "ingest_events_per_s": 500_000, "exponent": 1.0, "serve_start_s": 120.0}
 
 
@@ -103,7 +104,8 @@ def answers(url: str):
     return check
 
 
-def measure(n_events: int, work: Path) -> dict:
+def measure(n_events: int, work: Path, steps: tuple[str, ...] = STEPS) -> dict:
+    """One size: the steps asked for, in order (each later step needs the run ``train`` writes)."""
     shape = LogShape.scaled(n_events)
     log_dir, run_dir = work / f"log-{n_events}", work / f"run-{n_events}"
     row: dict = {"events": n_events, "users": shape.n_users, "items": shape.n_items}
@@ -112,34 +114,45 @@ def measure(n_events: int, work: Path) -> dict:
     write(shape, log_dir)
     row["generate_seconds"] = round(time.perf_counter() - started, 1)
 
-    step = monitored([sys.executable, __file__, "--ingest-worker", str(log_dir)])
-    inner = json.loads(step.pop("stdout").strip().splitlines()[-1])
-    row["ingest"] = {**step, "events_per_s": round(inner["events"] / inner["ingest_seconds"])}
-    print(f"{n_events}: ingest {row['ingest']}", file=sys.stderr, flush=True)
+    if "ingest" in steps:
+        step = monitored([sys.executable, __file__, "--ingest-worker", str(log_dir)])
+        inner = json.loads(step.pop("stdout").strip().splitlines()[-1])
+        row["ingest"] = {**step, "events_per_s": round(inner["events"] / inner["ingest_seconds"])}
+        print(f"{n_events}: ingest {row['ingest']}", file=sys.stderr, flush=True)
 
-    config = json.dumps({"max_epochs": 1})
-    step = monitored(penchant("train", "--events", str(log_dir), "--config", config, "--out", str(run_dir)))
-    step.pop("stdout")
-    fit = json.loads((run_dir / "run.json").read_text())["fit"]
-    row["train"] = {**step, "epoch_seconds": round(fit["epoch_seconds"][0], 1), "settings": fit["settings"]}
-    print(f"{n_events}: train {row['train']['seconds']} s", file=sys.stderr, flush=True)
+    if "train" in steps:
+        config = json.dumps({"max_epochs": 1})
+        step = monitored(
+            penchant("train", "--events", str(log_dir), "--config", config, "--out", str(run_dir))
+        )
+        step.pop("stdout")
+        fit = json.loads((run_dir / "run.json").read_text())["fit"]
+        row["train"] = {
+            **step,
+            "epoch_seconds": round(fit["epoch_seconds"][0], 1),
+            "settings": fit["settings"],
+        }
+        print(f"{n_events}: train {row['train']['seconds']} s", file=sys.stderr, flush=True)
 
-    step = monitored(penchant("evaluate", "--run", str(run_dir), "--json"))
-    metrics = json.loads(step.pop("stdout"))["metrics"]
-    row["evaluate"] = {**step, "ndcg@10": round(metrics["ndcg@10"], 4)}
-    print(f"{n_events}: evaluate {row['evaluate']}", file=sys.stderr, flush=True)
+    if "evaluate" in steps:
+        step = monitored(penchant("evaluate", "--run", str(run_dir), "--json"))
+        metrics = json.loads(step.pop("stdout"))["metrics"]
+        row["evaluate"] = {**step, "ndcg@10": round(metrics["ndcg@10"], 4)}
+        print(f"{n_events}: evaluate {row['evaluate']}", file=sys.stderr, flush=True)
 
-    port = free_port()
-    db = f"sqlite:///{work / f'store-{n_events}.sqlite3'}"
-    serve = penchant("serve", "--run", str(run_dir), "--open", "--port", str(port), "--db", db)
-    row["serve_start"] = monitored(serve, until=answers(f"http://127.0.0.1:{port}/health"))
-    print(f"{n_events}: serve start {row['serve_start']}", file=sys.stderr, flush=True)
+    if "serve_start" in steps:
+        port = free_port()
+        db = f"sqlite:///{work / f'store-{n_events}.sqlite3'}"
+        serve = penchant("serve", "--run", str(run_dir), "--open", "--port", str(port), "--db", db)
+        row["serve_start"] = monitored(serve, until=answers(f"http://127.0.0.1:{port}/health"))
+        print(f"{n_events}: serve start {row['serve_start']}", file=sys.stderr, flush=True)
     row["load_average"] = {"before": round(load, 2), "after": round(os.getloadavg()[0], 2)}
     return row
 
 
 def exponent(rows: list[dict], key: str) -> float | None:
-    """Slope of log(seconds) against log(events): 1 is linear."""
+    """Slope of log(seconds) against log(events) over the sizes that ran this step: 1 is linear."""
+    rows = [r for r in rows if key in r]
     if len(rows) < 2:
         return None
     x = np.log([r["events"] for r in rows])
@@ -147,12 +160,16 @@ def exponent(rows: list[dict], key: str) -> float | None:
     return round(float(np.polyfit(x, y, 1)[0]), 2)
 
 
+def _cell(row: dict, step: str, text) -> str:
+    return text(row[step]) if step in row else "not run"
+
+
 def render(report: dict) -> str:
     rows = report["rows"]
     lines = [
         "# Scale of the data path: from a Parquet log to served recommendations",
         "",
-        f"Command: `{report['command']}` ({report['date']}, commit {report['commit']}). Machine: "
+        f"Command: `{report['command']}` (each row: the date and commit it was measured at). Machine: "
         f"{report['machine']['cpu_count']} cores, {report['machine']['memory_gb']} GB; torch threads: the "
         "default (all cores); load averages per size below. Synthetic logs (benchmarks/synthetic.py): 50 "
         "events per user and 10 per item on average, power-law popularity, users with 3 latent interests "
@@ -160,16 +177,31 @@ def render(report: dict) -> str:
         "peak RSS over the process and its children, sampled every 0.1 s.",
         "",
         "| events | users | items | ingest s (events/s) | ingest GB | train s (1 epoch) | train GB | "
-        "evaluate s | evaluate GB | NDCG@10 | serve start s | serve GB | load |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "evaluate s | evaluate GB | NDCG@10 | serve start s | serve GB | load | measured |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['events']:,} | {r['users']:,} | {r['items']:,} | {r['ingest']['seconds']} "
-            f"({r['ingest']['events_per_s']:,}) | {r['ingest']['peak_rss_gb']} | {r['train']['seconds']} "
-            f"({r['train']['epoch_seconds']} s epoch) | {r['train']['peak_rss_gb']} | {r['evaluate']['seconds']} | "
-            f"{r['evaluate']['peak_rss_gb']} | {r['evaluate']['ndcg@10']} | {r['serve_start']['seconds']} | "
-            f"{r['serve_start']['peak_rss_gb']} | {r['load_average']['before']}-{r['load_average']['after']} |"
+            f"| {r['events']:,} | {r['users']:,} | {r['items']:,} | "
+            + _cell(r, "ingest", lambda s: f"{s['seconds']} ({s['events_per_s']:,})")
+            + " | "
+            + _cell(r, "ingest", lambda s: f"{s['peak_rss_gb']}")
+            + " | "
+            + _cell(r, "train", lambda s: f"{s['seconds']} ({s['epoch_seconds']} s epoch)")
+            + " | "
+            + _cell(r, "train", lambda s: f"{s['peak_rss_gb']}")
+            + " | "
+            + _cell(r, "evaluate", lambda s: f"{s['seconds']}")
+            + " | "
+            + _cell(r, "evaluate", lambda s: f"{s['peak_rss_gb']}")
+            + " | "
+            + _cell(r, "evaluate", lambda s: f"{s['ndcg@10']}")
+            + " | "
+            + _cell(r, "serve_start", lambda s: f"{s['seconds']}")
+            + " | "
+            + _cell(r, "serve_start", lambda s: f"{s['peak_rss_gb']}")
+            + f" | {r['load_average']['before']}-{r['load_average']['after']} | "
+            f"{r.get('date', report['date'])} {r.get('commit', report['commit'])} |"
         )
     ex = report["exponents"]
     lines += [
@@ -182,7 +214,7 @@ def render(report: dict) -> str:
         "",
     ]
     largest = rows[-1]
-    if largest["events"] >= 10_000_000:
+    if largest["events"] >= 10_000_000 and all(step in largest for step in STEPS):
         bar = report["bar"]
         lines.append(
             "Bar at 10^7 events: "
@@ -190,8 +222,12 @@ def render(report: dict) -> str:
             + "."
         )
     else:
+        done = [r for r in rows if all(step in r for step in STEPS)]
         lines.append(
-            f"Bar (at 10^7 events): not measured; the largest size run here is {largest['events']:,} events."
+            "Bar (at 10^7 events): not measured; the largest size run with every step is "
+            f"{max(r['events'] for r in done):,} events."
+            if done
+            else "Bar (at 10^7 events): not measured."
         )
     lines.append("")
     return "\n".join(lines)
@@ -202,6 +238,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--work", type=Path, help="where logs and runs go (default: a temporary folder)")
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        choices=STEPS,
+        default=list(STEPS),
+        help="the steps to run at every size (train before evaluate and serve_start)",
+    )
     parser.add_argument("--ingest-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ingest_worker:
@@ -217,20 +260,29 @@ def main() -> None:
         ["git", "status", "--porcelain", "penchant"], capture_output=True, text=True
     ).stdout
     commit += " (with uncommitted changes)" if dirty.strip() else ""
+    steps = tuple(step for step in STEPS if step in args.steps)
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
-        rows = [measure(n, Path(folder)) for n in sorted(args.sizes)]
-    exponents = {step: exponent(rows, step) for step in ("ingest", "train", "evaluate", "serve_start")}
+        measured = [measure(n, Path(folder), steps) for n in sorted(args.sizes)]
+    for row in measured:
+        row["date"], row["commit"], row["steps"] = time.strftime("%Y-%m-%d"), commit, list(steps)
+    # Sizes measured before (by another call) keep their rows; a size measured again replaces its own.
+    path = args.out / "scale_data.json"
+    earlier = json.loads(path.read_text()).get("rows", []) if path.exists() else []
+    again = {r["events"] for r in measured}
+    rows = sorted([r for r in earlier if r["events"] not in again] + measured, key=lambda r: r["events"])
+    exponents = {step: exponent(rows, step) for step in STEPS}
     largest = rows[-1]
     report = {
         "benchmark": "scale of the data path",
-        "command": "python benchmarks/scale_data.py"
-        + (f" --sizes {' '.join(map(str, args.sizes))}" if tuple(args.sizes) != SIZES else ""),
+        "command": "python benchmarks/scale_data.py --sizes SIZES [--steps STEPS]",
         "date": time.strftime("%Y-%m-%d"),
         "commit": commit,
         "machine": {**machine(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
         "rows": rows,
         "exponents": exponents,
-        "bar": {
+        "bar": {"target": BAR}
+        if not all(step in largest for step in STEPS)
+        else {
             "target": BAR,
             "train_peak_rss": largest["train"]["peak_rss_gb"] <= BAR["peak_rss_gb"],
             "evaluate_peak_rss": largest["evaluate"]["peak_rss_gb"] <= BAR["peak_rss_gb"],
