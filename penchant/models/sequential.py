@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -199,10 +199,14 @@ class InterestTransformer(Recommender):
         if validate is None:
             self.transition_weight = 0.0
             return {"weight": 0.0, "chosen_by": "no validation to choose on"}
-        scores = {}
-        for weight in TRANSITION_WEIGHTS:
-            self.transition_weight = weight
-            scores[weight] = round(float(validate(self)), 5)
+        each = getattr(validate, "each", None)
+        if each is not None:  # one pass of the network for all the weights
+            scores = {w: round(float(v), 5) for w, v in each(self, TRANSITION_WEIGHTS).items()}
+        else:
+            scores = {}
+            for weight in TRANSITION_WEIGHTS:
+                self.transition_weight = weight
+                scores[weight] = round(float(validate(self)), 5)
         self.transition_weight = max(scores, key=lambda w: (scores[w], -w))
         return {"weight": self.transition_weight, "chosen_by": "validation", "validation": scores}
 
@@ -422,37 +426,50 @@ class InterestTransformer(Recommender):
     # ------------------------------------------------------------------ scoring
     def score(self, histories: Sequence[History]) -> np.ndarray:
         out = np.empty((len(histories), self.n_items), dtype=np.float32)
-        empty = [i for i, h in enumerate(histories) if len(h) == 0]
-        known = [i for i, h in enumerate(histories) if len(h) > 0]
-        self.net.eval()
-        # At most ~32M scores at once, so a million-item catalogue scores in bounded memory.
-        step = max(1, min(256, (1 << 25) // max(1, self.n_items)))
-        boosted = bool(self.transition_weight) and self.transitions is not None
-        if boosted:
-            unseen = torch.as_tensor(np.flatnonzero(~self.transitions.seen), device=self.device)
-        for start in range(0, len(known), step):
-            rows = known[start : start + step]
-            scores = self.net.score_last(self._batch([histories[i] for i in rows])).float()  # (B, I)
-            if boosted:
-                weight = self.transition_weight
-                extra, base = self.transitions.log_boost([histories[i] for i in rows], weight)
-                if len(unseen):
-                    # The items the counts never saw take the model's own probability (what
-                    # ItemTransitions.unseen_boost computes), here in torch on the scores' device:
-                    # numpy in float64 took most of a batch's time at 10^6 items.
-                    # In place: each (B, I)-sized temporary costs more than the arithmetic on it.
-                    deferred = scores[:, unseen].sub_(torch.logsumexp(scores, dim=1, keepdim=True))
-                    deferred.exp_().add_(FLOOR).log_().mul_(weight).sub_(base)
-                    scores.index_add_(1, unseen, deferred)
-                scores += base
-                scores = scores.cpu().numpy()
-                extra = extra.tocoo()
-                np.add.at(scores, (extra.row, extra.col), extra.data.astype(np.float32))
-            out[rows] = scores.cpu().numpy() if isinstance(scores, torch.Tensor) else scores
-        if empty:
-            # No behaviour to attend to: fall back to training popularity.
-            out[empty] = np.log1p(self.popularity).astype(np.float32)
+        weight = self.transition_weight if self.transitions is not None else 0.0
+        for (start, end), logits, term in self._chunks(histories, bool(weight)):
+            out[start:end] = term.add_to(logits, weight) if term is not None else logits.cpu().numpy()
         return out
+
+    def score_each(
+        self, histories: Sequence[History], weights: Sequence[float]
+    ) -> Iterator[tuple[tuple[int, int], float, np.ndarray]]:
+        """What :meth:`score` gives under each transition weight, a chunk of histories at a time:
+        ``((start, end), weight, scores (end - start, I))``. The network's logits and the transition
+        term are computed once per chunk for all the weights."""
+        for rows, logits, term in self._chunks(histories, self.transitions is not None):
+            for weight in weights:
+                yield (
+                    rows,
+                    weight,
+                    term.add_to(logits.clone(), weight) if term is not None else logits.cpu().numpy(),
+                )
+
+    def _chunks(
+        self, histories: Sequence[History], boosted: bool
+    ) -> Iterator[tuple[tuple[int, int], torch.Tensor, _TransitionTerm | None]]:
+        """``((start, end), logits, term)`` per chunk of ``histories``: the network's scores (B, I)
+        float32 (training popularity for an empty history) and, with ``boosted``, the item-transition
+        term that :meth:`score` adds times the weight. At most ~32M scores per chunk, so a
+        million-item catalogue scores in bounded memory."""
+        self.net.eval()
+        step = max(1, min(256, (1 << 25) // max(1, self.n_items)))
+        popular = torch.as_tensor(np.log1p(self.popularity), dtype=torch.float32, device=self.device)
+        unseen = (
+            torch.as_tensor(np.flatnonzero(~self.transitions.seen), device=self.device) if boosted else None
+        )
+        for start in range(0, len(histories), step):
+            chunk = list(histories[start : start + step])
+            known = [i for i, h in enumerate(chunk) if len(h) > 0]
+            if len(known) == len(chunk):  # the usual case
+                logits = self.net.score_last(self._batch(chunk)).float()  # (B, I)
+            else:
+                logits = popular.expand(len(chunk), -1).clone()  # no behaviour to attend to: popularity
+                if known:
+                    scored = self.net.score_last(self._batch([chunk[i] for i in known])).float()
+                    logits[torch.as_tensor(known, device=self.device)] = scored
+            term = _TransitionTerm.of(self, chunk, known, logits, unseen) if boosted else None
+            yield (start, start + len(chunk)), logits, term
 
     # Vector form of :meth:`score`, for nearest-neighbour retrieval: for a non-empty history,
     # score(h)[i] == user_vectors([h]) @ item_vectors()[i] + (repeat_bias() if i is in h's window else 0)
@@ -658,3 +675,47 @@ def _has_event_text(events: pd.DataFrame) -> bool:
     return "text" in events and bool(
         (events["text"].notna() & (events["text"].astype(str).str.strip() != "")).any()
     )
+
+
+@dataclass
+class _TransitionTerm:
+    """What the item-transition counts add to a chunk's logits per unit of weight, kept in parts so
+    that adding it costs no (B, I) temporary: ``log FLOOR`` for every item, ``log(P + FLOOR) -
+    log FLOOR`` where the counts' next-item probability P > 0 (sparse), and for the items the counts
+    never saw the model's own probability in place of P (so a new or held-out item scored by its
+    text is not buried under counted pairs): ``log(softmax(logits) + FLOOR)``, (B, unseen)."""
+
+    base: float
+    extra: object  # scipy COO (B, I)
+    unseen: torch.Tensor  # (U,) item indices
+    own: torch.Tensor | None  # (B, U)
+    rows: np.ndarray  # the chunk rows that have a history (the others get no term)
+
+    @classmethod
+    def of(cls, model, chunk, known, logits, unseen) -> _TransitionTerm:
+        extra, base = model.transitions.log_boost([chunk[i] for i in known], 1.0)
+        own = None
+        if len(unseen) and known:
+            rows = logits[torch.as_tensor(known, device=logits.device)]
+            own = rows[:, unseen].sub_(torch.logsumexp(rows, dim=1, keepdim=True))
+            own.exp_().add_(FLOOR).log_()
+        return cls(base, extra.tocoo(), unseen, own, np.asarray(known, dtype=np.int64))
+
+    def add_to(self, logits: torch.Tensor, weight: float) -> np.ndarray:
+        """``logits + weight x term`` (in place on ``logits``) as a numpy array."""
+        if weight and len(self.rows):
+            every = len(self.rows) == logits.shape[0]  # the usual case: no copy of the rows
+            part = logits if every else logits[torch.as_tensor(self.rows, device=logits.device)]
+            if self.own is not None:  # unseen items: weight x own in place of weight x base
+                part.index_add_(1, self.unseen, (self.own - self.base).mul_(weight))
+            part += weight * self.base
+            if not every:
+                logits[torch.as_tensor(self.rows, device=logits.device)] = part
+        out = logits.cpu().numpy()
+        if weight and self.extra.nnz:
+            np.add.at(
+                out,
+                (self.rows[self.extra.row], self.extra.col),
+                (weight * self.extra.data).astype(np.float32),
+            )
+        return out

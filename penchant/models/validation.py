@@ -6,6 +6,8 @@ It belongs to training (every iterative model stops on it), so it lives beside t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from penchant.data.split import EvalSet
@@ -61,15 +63,25 @@ def validator(
     targets = [cases.targets[i] for i in rows]
     single = all(len(t) == 1 for t in targets)
 
+    def ndcg_sum(scores: np.ndarray, wanted: list[np.ndarray]) -> float:
+        if single:
+            return float(ndcg_of_single_targets(scores, np.concatenate(wanted), k).sum())
+        return float(ndcg_at_k(topk_indices(scores, k), wanted, k).sum())
+
     def validate(model: Recommender) -> float:
         total = 0.0
         for start in range(0, len(rows), batch_size):
             scores = model.score(histories[start : start + batch_size])
-            wanted = targets[start : start + batch_size]
-            if single:
-                total += float(ndcg_of_single_targets(scores, np.concatenate(wanted), k).sum())
-            else:
-                total += float(ndcg_at_k(topk_indices(scores, k), wanted, k).sum())
+            total += ndcg_sum(scores, targets[start : start + batch_size])
         return total / max(len(rows), 1)
 
+    def validate_each(model, weights: Sequence[float]) -> dict[float, float]:
+        """``validate`` under each transition weight of a model with ``score_each``, from one pass of
+        the network over the validation histories instead of one per weight."""
+        totals = dict.fromkeys(weights, 0.0)
+        for (start, end), weight, scores in model.score_each(histories, weights):
+            totals[weight] += ndcg_sum(scores, targets[start:end])
+        return {weight: total / max(len(rows), 1) for weight, total in totals.items()}
+
+    validate.each = validate_each  # type: ignore[attr-defined]
     return validate

@@ -146,3 +146,32 @@ def test_a_text_scored_item_the_counts_never_saw_is_not_buried(tmp_path, make_cy
     together = model.score(histories)
     for row, history in enumerate(histories):
         np.testing.assert_allclose(together[row], model.score([history])[0], rtol=1e-5, atol=1e-5)
+
+
+def test_every_weight_is_validated_from_one_pass_as_each_would_be_alone(tmp_path, make_cycle_dataset):
+    """score_each gives score's numbers under each weight, and validate.each validate's, so the
+    weight chosen from one pass of the network is the one a pass per weight would choose."""
+    from penchant.data.split import Protocol, split
+    from penchant.models.validation import validator
+    from penchant.runs import train_run
+
+    config = TransformerConfig(dim=16, layers=1, max_len=10, max_epochs=2, threads=1, item_repr="id")
+    dataset = make_cycle_dataset(n_users=30)
+    run = train_run(dataset, InterestTransformer(config), tmp_path / "run", Protocol(), False)
+    model = run.model
+    model.transitions.seen[[1, 4]] = False  # items the counts never saw take the model's probability
+    histories = [*list(model.histories.values())[:7], History.empty()]
+    weights = (0.0, 0.5, 2.0)
+    each = {}
+    for (start, end), weight, scores in model.score_each(histories, weights):
+        each.setdefault(weight, []).append(scores)
+    for weight in weights:
+        model.transition_weight = weight
+        np.testing.assert_allclose(np.vstack(each[weight]), model.score(histories), rtol=1e-5, atol=1e-5)
+    validate = validator(split(dataset, Protocol()).validation)
+    alone = {}
+    for weight in weights:
+        model.transition_weight = weight
+        alone[weight] = validate(model)
+    assert validate.each(model, weights) == pytest.approx(alone, abs=1e-6)
+    assert len(set(alone.values())) > 1  # the weights do rank differently here
