@@ -160,6 +160,20 @@ def exponent(rows: list[dict], key: str) -> float | None:
     return round(float(np.polyfit(x, y, 1)[0]), 2)
 
 
+# The table's cells after users and items: (step, how its cell reads).
+COLUMNS = (
+    ("ingest", lambda s: f"{s['seconds']} ({s['events_per_s']:,})"),
+    ("ingest", lambda s: f"{s['peak_rss_gb']}"),
+    ("train", lambda s: f"{s['seconds']} ({s['epoch_seconds']} s epoch)"),
+    ("train", lambda s: f"{s['peak_rss_gb']}"),
+    ("evaluate", lambda s: f"{s['seconds']}"),
+    ("evaluate", lambda s: f"{s['peak_rss_gb']}"),
+    ("evaluate", lambda s: f"{s['ndcg@10']}"),
+    ("serve_start", lambda s: f"{s['seconds']}"),
+    ("serve_start", lambda s: f"{s['peak_rss_gb']}"),
+)
+
+
 def _cell(row: dict, step: str, text) -> str:
     return text(row[step]) if step in row else "not run"
 
@@ -181,25 +195,10 @@ def render(report: dict) -> str:
         "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
+        cells = [_cell(r, step, text) for step, text in COLUMNS]
         lines.append(
             f"| {r['events']:,} | {r['users']:,} | {r['items']:,} | "
-            + _cell(r, "ingest", lambda s: f"{s['seconds']} ({s['events_per_s']:,})")
-            + " | "
-            + _cell(r, "ingest", lambda s: f"{s['peak_rss_gb']}")
-            + " | "
-            + _cell(r, "train", lambda s: f"{s['seconds']} ({s['epoch_seconds']} s epoch)")
-            + " | "
-            + _cell(r, "train", lambda s: f"{s['peak_rss_gb']}")
-            + " | "
-            + _cell(r, "evaluate", lambda s: f"{s['seconds']}")
-            + " | "
-            + _cell(r, "evaluate", lambda s: f"{s['peak_rss_gb']}")
-            + " | "
-            + _cell(r, "evaluate", lambda s: f"{s['ndcg@10']}")
-            + " | "
-            + _cell(r, "serve_start", lambda s: f"{s['seconds']}")
-            + " | "
-            + _cell(r, "serve_start", lambda s: f"{s['peak_rss_gb']}")
+            + " | ".join(cells)
             + f" | {r['load_average']['before']}-{r['load_average']['after']} | "
             f"{r.get('date', report['date'])} {r.get('commit', report['commit'])} |"
         )
