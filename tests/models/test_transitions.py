@@ -163,7 +163,7 @@ def test_every_weight_is_validated_from_one_pass_as_each_would_be_alone(tmp_path
     histories = [*list(model.histories.values())[:7], History.empty()]
     weights = (0.0, 0.5, 2.0)
     each = {}
-    for (start, end), weight, scores in model.score_each(histories, weights):
+    for _rows, weight, scores in model.score_each(histories, weights):
         each.setdefault(weight, []).append(scores)
     for weight in weights:
         model.transition_weight = weight
