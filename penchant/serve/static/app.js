@@ -48,7 +48,10 @@ async function loadActivity(user) {
   $("activity-note").textContent = page.events.length ? "" : "No events stored for this user yet.";
 }
 
+let recsTicket = 0;  // the latest recommendations request: an older answer arriving later is dropped
+
 async function loadRecommendations(user) {
+  const ticket = ++recsTicket;
   const k = Math.max(1, Math.min(100, Number($("k").value) || 10));
   // Until the box is touched, the run decides (already-seen items left out unless people come back).
   const seen = $("exclude-seen");
@@ -58,6 +61,7 @@ async function loadRecommendations(user) {
     `k=${k}` + (seen.dataset.touched ? `&exclude_seen=${seen.checked}` : "") +
     (policy ? `&policy=${policy}&explore=${explore}` : "");
   const recs = await api(`/users/${encodeURIComponent(user)}/recommendations?${query}`);
+  if (ticket !== recsTicket) return;  // the controls changed while this one was on its way
   seen.checked = recs.exclude_seen;
   const explored = recs.items.filter((item) => item.role === "explore").length;
   $("recs-note").textContent =
