@@ -696,7 +696,8 @@ class _TransitionTerm:
         extra, base = model.transitions.log_boost([chunk[i] for i in known], 1.0)
         own = None
         if len(unseen) and known:
-            rows = logits[torch.as_tensor(known, device=logits.device)]
+            every = len(known) == logits.shape[0]  # the usual case: no copy of the rows
+            rows = logits if every else logits[torch.as_tensor(known, device=logits.device)]
             own = rows[:, unseen].sub_(torch.logsumexp(rows, dim=1, keepdim=True))
             own.exp_().add_(FLOOR).log_()
         return cls(base, extra.tocoo(), unseen, own, np.asarray(known, dtype=np.int64))
