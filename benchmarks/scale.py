@@ -184,23 +184,32 @@ def part_ablation(args) -> dict:
 
 def part_seeds(args) -> dict:
     """Three seeds of the default; seed 42 is the default's own, so a run of the ``beauty`` or
-    ``ml100k`` part made by the same code (same date, reported in scale.json) is that row."""
-    rows = []
+    ``ml100k`` part made by the same code (same date, reported in scale.json) is that row. The rows
+    of a dataset not run this time are kept."""
     path = args.out / "scale.json"
     earlier = json.loads(path.read_text())["parts"] if path.exists() else {}
-    for name in ("beauty", "ml100k"):
-        if name not in args.datasets or (name == "beauty" and not args.beauty.exists()):
-            continue
+    ran = [n for n in ("beauty", "ml100k") if n in args.datasets and (n != "beauty" or args.beauty.exists())]
+    kept = earlier.get("seeds", {})
+    rows = [
+        {"date": kept.get("date"), "commit": kept.get("commit"), **r}
+        for r in kept.get("rows", [])
+        if r["dataset"] not in ran
+    ]
+    for name in ran:
         source = beauty_source(args.beauty) if name == "beauty" else ML100K
         for seed in SEEDS:
             same = earlier.get(name, {})
             if seed == 42 and same.get("date") == time.strftime("%Y-%m-%d") and getattr(args, "reuse", False):
                 row = {**same["run"], "config": {"seed": 42}, "reused": f"the {name} part's run"}
                 row.pop("bar", None)
-                rows.append({"dataset": name, "seed": seed, **row})
+                rows.append(
+                    {"dataset": name, "seed": seed, "date": same["date"], "commit": same.get("commit"), **row}
+                )
                 continue
             row = train_and_evaluate(source, {"seed": seed}, exclude_seen=name == "beauty")
-            rows.append({"dataset": name, "seed": seed, **row})
+            rows.append(
+                {"dataset": name, "seed": seed, "date": time.strftime("%Y-%m-%d"), "commit": _commit(), **row}
+            )
             print(f"seeds {name} {seed}: {row['metrics']}", file=sys.stderr, flush=True)
     return {"rows": rows}
 
@@ -538,9 +547,7 @@ def render(report: dict) -> str:
                     if d in parts and any(r["dataset"] == d for r in rows)
                 ]
                 rows = sorted(defaults + rows, key=lambda r: r["dataset"])
-                when = "Each row measured on the date and at the commit it names"
-            else:
-                when = _when(p).capitalize()
+            when = "Each row measured on the date and at the commit it names"
             lines += [
                 f"## {title}",
                 "",
