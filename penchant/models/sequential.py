@@ -450,10 +450,10 @@ class InterestTransformer(Recommender):
     ) -> Iterator[tuple[tuple[int, int], torch.Tensor, _TransitionTerm | None]]:
         """``((start, end), logits, term)`` per chunk of ``histories``: the network's scores (B, I)
         float32 (training popularity for an empty history) and, with ``boosted``, the item-transition
-        term that :meth:`score` adds times the weight. At most ~32M scores per chunk, so a
+        term that :meth:`score` adds times the weight. At most ~64M scores per chunk, so a
         million-item catalogue scores in bounded memory."""
         self.net.eval()
-        step = max(1, min(256, (1 << 25) // max(1, self.n_items)))
+        step = max(1, min(256, (1 << 26) // max(1, self.n_items)))
         popular = torch.as_tensor(np.log1p(self.popularity), dtype=torch.float32, device=self.device)
         unseen = (
             torch.as_tensor(np.flatnonzero(~self.transitions.seen), device=self.device) if boosted else None
