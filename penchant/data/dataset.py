@@ -93,6 +93,24 @@ class History:
         return History(self.items[index], self.times[index], self.user)
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """The item catalogue alone (``items`` as in :class:`Dataset`), for what needs no events: a
+    service whose event store already holds a run's events reads only this from the run."""
+
+    items: pd.DataFrame
+    name: str = "custom"
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str = "custom") -> Catalogue:
+        """The catalogue :meth:`Dataset.save` wrote into ``directory``."""
+        return cls(pd.read_parquet(Path(directory) / "items.parquet").set_index("item_id"), name)
+
+
 @dataclass
 class Dataset:
     """Events, items and users in canonical columns, with ID maps.
@@ -225,6 +243,10 @@ class Dataset:
             for s, e in zip(starts, ends, strict=True)
             if e > s
         }
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return Catalogue(self.items, self.name)
 
     def titles(self) -> list[str | None]:
         """Item titles in internal-index order (None when the catalogue has none)."""

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from penchant.data.dataset import Dataset
+from penchant.data.dataset import Catalogue, Dataset
 from penchant.errors import InputError
 from penchant.interests.topics import ctfidf_keywords, default_n_topics, kmeans, topic_names
 
@@ -99,7 +99,9 @@ class Taxonomy:
         return Taxonomy(self.names, grown, self.source, self.keywords)
 
     @classmethod
-    def for_dataset(cls, dataset: Dataset, n_topics: int | None = None, encoder: str = "minilm") -> Taxonomy:
+    def for_dataset(
+        cls, dataset: Dataset | Catalogue, n_topics: int | None = None, encoder: str = "minilm"
+    ) -> Taxonomy:
         """Categories when the catalogue has them, otherwise topics found in the item text."""
         if "categories" in dataset.items and any(_categories(c) for c in dataset.items["categories"]):
             return cls.from_categories(dataset)
@@ -107,7 +109,7 @@ class Taxonomy:
 
     @classmethod
     def from_text(
-        cls, dataset: Dataset, n_topics: int | None = None, encoder: str = "minilm", seed: int = 0
+        cls, dataset: Dataset | Catalogue, n_topics: int | None = None, encoder: str = "minilm", seed: int = 0
     ) -> Taxonomy:
         """Topics from the catalogue's text, embedded by a ``penchant.text`` encoder."""
         from penchant.text import item_texts, load_encoder  # text sits below interests; loaded on demand
@@ -142,7 +144,7 @@ class Taxonomy:
         return cls(names=topic_names(keywords), membership=membership, source="topics", keywords=keywords)
 
     @classmethod
-    def from_categories(cls, dataset: Dataset) -> Taxonomy:
+    def from_categories(cls, dataset: Dataset | Catalogue) -> Taxonomy:
         if "categories" not in dataset.items:
             raise InputError(f"{dataset.name}: the item catalogue has no categories to build interests from")
         # Missing (None, NaN) -> none; a category listed twice counts once, so each row sums to 1.

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from penchant.data.dataset import Dataset
+from penchant.data.dataset import Catalogue, Dataset
 from penchant.data.split import Protocol, Split, split
 from penchant.errors import InputError
 from penchant.interests.taxonomy import Taxonomy
@@ -29,11 +29,31 @@ ERASED_FILE = "erased.json"  # how many users were erased from the run since it 
 
 @dataclass
 class Run:
+    """A run directory, loaded. Its data (``dataset``: the cleaned events, items and users) is read
+    from ``data/`` when first used: a service whose event store already holds the run's events needs
+    only the model and the catalogue."""
+
     directory: Path
-    dataset: Dataset
+    _dataset: Dataset | None  # None: not read yet
     model: Recommender
     protocol: Protocol
     meta: dict
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = Dataset.load(self.directory / "data", name=self.meta["dataset"]["name"])
+        return self._dataset
+
+    @dataset.setter
+    def dataset(self, dataset: Dataset) -> None:
+        self._dataset = dataset
+
+    def catalogue(self) -> Catalogue:
+        """The items, without reading the events when the data is not loaded yet."""
+        if self._dataset is not None:
+            return self._dataset.catalogue
+        return Catalogue.load(self.directory / "data", name=self.meta["dataset"]["name"])
 
     def erased_in_weights(self) -> int:
         """How many users :func:`erase_user` removed from this run since it was trained: the trained
@@ -55,7 +75,7 @@ class Run:
         text by the run's own text encoder (a Chinese catalogue trained with the multilingual encoder
         is clustered by it too). InputError when the catalogue has neither."""
         encoder = getattr(self.model.config, "text_encoder", None) or "minilm"
-        return Taxonomy.for_dataset(self.dataset, n_topics=n_topics, encoder=encoder)
+        return Taxonomy.for_dataset(self.catalogue(), n_topics=n_topics, encoder=encoder)
 
 
 def save_run(
@@ -93,10 +113,9 @@ def load_run(directory: str | Path, device: str = "auto") -> Run:
             f"{directory}: not a penchant run directory (run.json missing); create one with penchant train"
         )
     meta = json.loads(meta_path.read_text())
-    dataset = Dataset.load(directory / "data", name=meta["dataset"]["name"])
     model = load_model(directory / "model").to(device)
     protocol = Protocol(**meta["protocol"]) if meta.get("protocol") else Protocol()  # None: model.save
-    return Run(directory, dataset, model, protocol, meta)
+    return Run(directory, None, model, protocol, meta)
 
 
 def erase_user(run: Run, user_id: str) -> int:

@@ -168,9 +168,14 @@ class ModelHolder:
         run_dir = Path(self.settings.run_dir)
         run = load_run(run_dir, self.settings.device)
         run_key = hashlib.sha256((run_dir / "run.json").read_bytes()).hexdigest()[:32]
-        added = self.store.import_run(run_key, str(run_dir.resolve()), run.dataset.events, run.dataset.items)
-        if added is not None:
-            log.info("imported run %s into the event store: %d events, %d items", run_dir, *added)
+        # The run's events are read only to import them: once the store holds them (an earlier start,
+        # or another replica), a start loads the model and the catalogue, not the event log.
+        if not self.store.imported(run_key):
+            added = self.store.import_run(
+                run_key, str(run_dir.resolve()), run.dataset.events, run.dataset.items
+            )
+            if added is not None:
+                log.info("imported run %s into the event store: %d events, %d items", run_dir, *added)
         retriever = self._retriever(run, run_key)
         interests = RunInterests.build(run)
         if interests is None:

@@ -255,6 +255,10 @@ class EventStore:
         return int(self.db.fetchone("SELECT COUNT(*) FROM items")[0])
 
     # ------------------------------------------------------------------ runs
+    def imported(self, run_key: str) -> bool:
+        """Whether the run keyed ``run_key`` was imported (by this process or another sharing the store)."""
+        return self.db.fetchone("SELECT 1 FROM imported_runs WHERE run_key = ?", (run_key,)) is not None
+
     def import_run(
         self, run_key: str, run_dir: str, events: pd.DataFrame, items: pd.DataFrame
     ) -> tuple[int, int] | None:
@@ -264,7 +268,7 @@ class EventStore:
         event of an erased user is imported. Returns (events, items) added, or
         None when this run was imported before.
         """
-        if self.db.fetchone("SELECT 1 FROM imported_runs WHERE run_key = ?", (run_key,)) is not None:
+        if self.imported(run_key):
             return None
         now = time.time()
         item_rows = [_item_row(item, now) for item in _catalogue(items)]
