@@ -551,7 +551,8 @@ def render(report: dict) -> str:
             lines += [
                 f"## {title}",
                 "",
-                f"{when}. Beauty: seen items excluded; ml-100k: not excluded.",
+                f"{when}. Beauty: seen items excluded; ml-100k: not excluded."
+                + (f" {p['note']}" if p.get("note") else ""),
                 "",
                 "| data | settings | NDCG@10 | Recall@10 | objective | window | long-term | epochs | s/epoch "
                 "| training | load | measured |",
