@@ -44,34 +44,34 @@ STEPS = ("ingest", "train", "evaluate", "serve_start")
 BAR = {"peak_rss_gb": 12.0, "ingest_events_per_s": 500_000, "exponent": 1.0, "serve_start_s": 120.0}
 
 
-def monitored(command: list[str], until=None, timeout: float = 4 * 3600) -> dict:
-    """Run ``command``; its seconds and peak RSS (GB) over it and its children. ``until``: a check
-    that ends the run (the process is then terminated) once it returns True."""
+def monitored(command: list[str], log: Path, until=None, timeout: float = 4 * 3600) -> dict:
+    """Run ``command``; its seconds and peak RSS (GB) over it and its children, and its stdout. Its
+    stderr (the progress bars) goes to ``log``, to follow while it runs. ``until``: a check that
+    ends the run (the process is then terminated) once it returns True."""
     started = time.perf_counter()
-    proc = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    done = False
-    while proc.poll() is None:
-        try:
-            rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
-            peak = max(peak, rss)
-        except psutil.Error:
-            pass
-        if until is not None and until():
-            done = True
-            break
-        if time.perf_counter() - started > timeout:
-            proc.kill()
-            raise SystemExit(f"{' '.join(command[:4])}: over {timeout:.0f} s")
-        time.sleep(0.1)
-    seconds = time.perf_counter() - started
-    if done:
-        proc.terminate()
+    with open(log, "w") as err_file, tempfile.TemporaryFile("w+") as out_file:
+        proc = psutil.Popen(command, stdout=out_file, stderr=err_file, text=True)
+        peak = 0
+        stopped = False
+        while proc.poll() is None:
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]))
+            except psutil.Error:
+                pass
+            if until is not None and until():
+                stopped = True
+                proc.terminate()
+                break
+            if time.perf_counter() - started > timeout:
+                proc.kill()
+                raise SystemExit(f"{' '.join(command[:4])}: over {timeout:.0f} s")
+            time.sleep(0.1)
+        seconds = time.perf_counter() - started
         proc.wait(timeout=60)
-        return {"seconds": round(seconds, 1), "peak_rss_gb": round(peak / 2**30, 2)}
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:4])} failed:\n{err[-3000:]}")
+        out_file.seek(0)
+        out = out_file.read()
+    if proc.returncode != 0 and not stopped:
+        raise SystemExit(f"{' '.join(command[:4])} failed:\n{log.read_text()[-3000:]}")
     return {"seconds": round(seconds, 1), "peak_rss_gb": round(peak / 2**30, 2), "stdout": out}
 
 
@@ -108,22 +108,28 @@ def measure(n_events: int, work: Path, steps: tuple[str, ...] = STEPS) -> dict:
     """One size: the steps asked for, in order (each later step needs the run ``train`` writes)."""
     shape = LogShape.scaled(n_events)
     log_dir, run_dir = work / f"log-{n_events}", work / f"run-{n_events}"
+    logs = work / f"logs-{n_events}"
+    logs.mkdir(parents=True, exist_ok=True)
     row: dict = {"events": n_events, "users": shape.n_users, "items": shape.n_items}
-    load = os.getloadavg()[0]
-    started = time.perf_counter()
-    write(shape, log_dir)
-    row["generate_seconds"] = round(time.perf_counter() - started, 1)
+    if not (log_dir / "_SUCCESS").exists():  # the generator is seeded: a log written before is the same
+        started = time.perf_counter()
+        write(shape, log_dir)
+        row["generate_seconds"] = round(time.perf_counter() - started, 1)
 
+    loads = {}
     if "ingest" in steps:
-        step = monitored([sys.executable, __file__, "--ingest-worker", str(log_dir)])
+        loads["ingest"] = round(os.getloadavg()[0], 2)
+        step = monitored([sys.executable, __file__, "--ingest-worker", str(log_dir)], logs / "ingest.log")
         inner = json.loads(step.pop("stdout").strip().splitlines()[-1])
         row["ingest"] = {**step, "events_per_s": round(inner["events"] / inner["ingest_seconds"])}
         print(f"{n_events}: ingest {row['ingest']}", file=sys.stderr, flush=True)
 
     if "train" in steps:
+        loads["train"] = round(os.getloadavg()[0], 2)
         config = json.dumps({"max_epochs": 1})
         step = monitored(
-            penchant("train", "--events", str(log_dir), "--config", config, "--out", str(run_dir))
+            penchant("train", "--events", str(log_dir), "--config", config, "--out", str(run_dir)),
+            logs / "train.log",
         )
         step.pop("stdout")
         fit = json.loads((run_dir / "run.json").read_text())["fit"]
@@ -135,19 +141,49 @@ def measure(n_events: int, work: Path, steps: tuple[str, ...] = STEPS) -> dict:
         print(f"{n_events}: train {row['train']['seconds']} s", file=sys.stderr, flush=True)
 
     if "evaluate" in steps:
-        step = monitored(penchant("evaluate", "--run", str(run_dir), "--json"))
+        loads["evaluate"] = round(os.getloadavg()[0], 2)
+        step = monitored(penchant("evaluate", "--run", str(run_dir), "--json"), logs / "evaluate.log")
         metrics = json.loads(step.pop("stdout"))["metrics"]
         row["evaluate"] = {**step, "ndcg@10": round(metrics["ndcg@10"], 4)}
         print(f"{n_events}: evaluate {row['evaluate']}", file=sys.stderr, flush=True)
 
     if "serve_start" in steps:
+        loads["serve_start"] = round(os.getloadavg()[0], 2)
         port = free_port()
         db = f"sqlite:///{work / f'store-{n_events}.sqlite3'}"
         serve = penchant("serve", "--run", str(run_dir), "--open", "--port", str(port), "--db", db)
-        row["serve_start"] = monitored(serve, until=answers(f"http://127.0.0.1:{port}/health"))
+        step = monitored(serve, logs / "serve.log", until=answers(f"http://127.0.0.1:{port}/health"))
+        step.pop("stdout")
+        row["serve_start"] = step
         print(f"{n_events}: serve start {row['serve_start']}", file=sys.stderr, flush=True)
-    row["load_average"] = {"before": round(load, 2), "after": round(os.getloadavg()[0], 2)}
+    for step in steps:  # the load average before the step
+        row[step] = {**row[step], "load": loads[step]}
     return row
+
+
+def merged(earlier: dict, measured: list[dict], commit: str) -> list[dict]:
+    """The rows after this call, from the report before it (``earlier``): a size measured before
+    keeps the steps this call did not run (so a long size can be measured a few steps at a time, with
+    ``--work``); each step carries its date, commit and load."""
+    today = time.strftime("%Y-%m-%d")
+    rows = {r["events"]: r for r in earlier.get("rows", [])}
+    for row in measured:
+        for step in STEPS:
+            if step in row:
+                row[step] = {**row[step], "date": today, "commit": commit}
+        before = rows.get(row["events"], {})
+        rows[row["events"]] = {
+            **before,
+            **row,
+            "steps": [s for s in STEPS if s in before or s in row],
+        }
+    for row in rows.values():  # rows written before steps carried their own date, commit and load
+        stamp = {k: row.pop(k, earlier.get(k)) for k in ("date", "commit")}
+        load = row.pop("load_average", None)
+        for step in STEPS:
+            if step in row:
+                row[step] = {**stamp, **({"load": load["before"]} if load else {}), **row[step]}
+    return [rows[n] for n in sorted(rows)]
 
 
 def exponent(rows: list[dict], key: str) -> float | None:
@@ -183,9 +219,9 @@ def render(report: dict) -> str:
     lines = [
         "# Scale of the data path: from a Parquet log to served recommendations",
         "",
-        f"Command: `{report['command']}` (each row: the date and commit it was measured at). Machine: "
+        f"Command: `{report['command']}` (each row: the dates and commits its steps were measured at). Machine: "
         f"{report['machine']['cpu_count']} cores, {report['machine']['memory_gb']} GB; torch threads: the "
-        "default (all cores); load averages per size below. Synthetic logs (benchmarks/synthetic.py): 50 "
+        "default (all cores); the load column: the load average before each step run. Synthetic logs (benchmarks/synthetic.py): 50 "
         "events per user and 10 per item on average, power-law popularity, users with 3 latent interests "
         "and sessions in time order, as a directory of 1M-row Parquet files. Each step in its own process; "
         "peak RSS over the process and its children, sampled every 0.1 s.",
@@ -199,8 +235,9 @@ def render(report: dict) -> str:
         lines.append(
             f"| {r['events']:,} | {r['users']:,} | {r['items']:,} | "
             + " | ".join(cells)
-            + f" | {r['load_average']['before']}-{r['load_average']['after']} | "
-            f"{r.get('date', report['date'])} {r.get('commit', report['commit'])} |"
+            + f" | {', '.join(str(r[s]['load']) for s in STEPS if s in r)} | "
+            + "; ".join(sorted({f"{r[s]['date']} {r[s]['commit']}" for s in STEPS if s in r}))
+            + " |"
         )
     ex = report["exponents"]
     lines += [
@@ -236,7 +273,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--work", type=Path, help="where logs and runs go (default: a temporary folder)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="where logs, runs and each step's stderr go, kept after the run so that later steps can "
+        "reuse them (default: a temporary folder, removed)",
+    )
     parser.add_argument(
         "--steps",
         nargs="+",
@@ -260,15 +302,13 @@ def main() -> None:
     ).stdout
     commit += " (with uncommitted changes)" if dirty.strip() else ""
     steps = tuple(step for step in STEPS if step in args.steps)
-    with tempfile.TemporaryDirectory(dir=args.work) as folder:
-        measured = [measure(n, Path(folder), steps) for n in sorted(args.sizes)]
-    for row in measured:
-        row["date"], row["commit"], row["steps"] = time.strftime("%Y-%m-%d"), commit, list(steps)
-    # Sizes measured before (by another call) keep their rows; a size measured again replaces its own.
+    if args.work:
+        measured = [measure(n, args.work, steps) for n in sorted(args.sizes)]
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            measured = [measure(n, Path(folder), steps) for n in sorted(args.sizes)]
     path = args.out / "scale_data.json"
-    earlier = json.loads(path.read_text()).get("rows", []) if path.exists() else []
-    again = {r["events"] for r in measured}
-    rows = sorted([r for r in earlier if r["events"] not in again] + measured, key=lambda r: r["events"])
+    rows = merged(json.loads(path.read_text()) if path.exists() else {}, measured, commit)
     exponents = {step: exponent(rows, step) for step in STEPS}
     largest = rows[-1]
     report = {
