@@ -257,6 +257,7 @@ def evaluate(args: argparse.Namespace) -> int:
         exclude_seen=args.exclude_seen,
         policy=policy,
         explore=getattr(args, "explore", 0.0),
+        users=getattr(args, "users", None),
     )
     if args.json:
         print_json(result)
@@ -390,4 +391,8 @@ def _ended_by(stats: FitStats) -> str:
 
 def _protocol_line(protocol: dict) -> str:
     seen = "already-seen items excluded" if protocol["exclude_seen"] else "already-seen items NOT excluded"
-    return f"protocol: {protocol['name']} ({protocol['description']}); ranking over the {protocol['ranking']}; {seen}"
+    users = f"; on {protocol['users']}" if "users" in protocol else ""
+    return (
+        f"protocol: {protocol['name']} ({protocol['description']}); ranking over the {protocol['ranking']}; "
+        f"{seen}{users}"
+    )

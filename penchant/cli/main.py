@@ -196,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--exclude-seen", action="store_true", help="never rank items the user already has")
     evaluate.add_argument("--policy", help=f"re-rank with an exploration policy: {EXPLORE_POLICIES}")
     evaluate.add_argument("--explore", type=float, default=0.0, help="exploration knob in [0, 1] (default 0)")
+    evaluate.add_argument(
+        "--users",
+        type=_positive_int,
+        metavar="N",
+        help="evaluate on a seeded sample of N test users (the protocol line says so): an estimate for a "
+        "log too large to rank every user against the whole catalogue in the time you have",
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument(
         "--protocol", help="check that the run was trained under this protocol (e.g. cold-start)"

@@ -75,6 +75,14 @@ class EvalSet:
     def __len__(self) -> int:
         return len(self.users)
 
+    def sample(self, n: int | None, seed: int = 0) -> EvalSet:
+        """A seeded sample of ``n`` of the cases, in their order (all of them when ``n`` is None or
+        not fewer)."""
+        if n is None or n >= len(self):
+            return self
+        rows = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        return EvalSet(self.users[rows], [self.histories[i] for i in rows], [self.targets[i] for i in rows])
+
 
 @dataclass
 class Split:

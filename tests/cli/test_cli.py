@@ -83,6 +83,22 @@ def test_evaluate_without_json_prints_the_protocol(own_run):
     assert "NOT excluded" in result.stdout
 
 
+def test_evaluate_on_a_sample_of_users_says_so(own_run):
+    """--users N ranks a seeded sample of the test users: the same sample each time, named in the
+    protocol (JSON and the printed line)."""
+    runs = [
+        json.loads(penchant("evaluate", "--run", str(own_run), "--users", "9", "--json").stdout) for _ in "ab"
+    ]
+    everyone = json.loads(penchant("evaluate", "--run", str(own_run), "--json").stdout)
+
+    assert runs[0]["n_users"] == 9 and everyone["n_users"] == 40
+    assert runs[0]["protocol"]["users"] == "a seeded sample of 9 of the 40 test users"
+    assert runs[0]["metrics"] == runs[1]["metrics"]
+    assert "users" not in everyone["protocol"]
+    printed = penchant("evaluate", "--run", str(own_run), "--users", "9").stdout
+    assert "on a seeded sample of 9 of the 40 test users" in " ".join(printed.split())
+
+
 def test_cleaning_is_reported(own_files, tmp_path):
     events = own_files["events"].read_text().splitlines()
     duplicated = "\n".join(events + events[1:4] + ["u001,,120"]) + "\n"

@@ -106,6 +106,19 @@ def test_leave_one_out_is_deterministic():
     pd.testing.assert_frame_equal(first.train, second.train)
 
 
+def test_a_sample_of_cases_keeps_each_users_history_and_target_together(loo):
+    dataset, result = loo
+    everyone = _cases(dataset, result.test)
+
+    two = result.test.sample(2)
+
+    assert len(two) == 2
+    assert list(two.users) == sorted(two.users)  # in the cases' own order
+    assert _cases(dataset, two) == {user: everyone[user] for user in _cases(dataset, two)}
+    assert list(result.test.sample(2).users) == list(two.users)  # seeded
+    assert result.test.sample(3) is result.test and result.test.sample(None) is result.test
+
+
 def test_default_protocol_is_leave_one_out(loo):
     dataset, result = loo
 
