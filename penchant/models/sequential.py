@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from penchant.data.dataset import Dataset, History
 from penchant.errors import InputError
@@ -162,6 +163,7 @@ class InterestTransformer(Recommender):
             generator=torch.Generator(device=device).manual_seed(cfg.seed + procs.rank),
             procs=procs,
             loss=loss,
+            progress=progress,
         )
         epochs = self._epochs(histories)
         patience = patience_epochs(epochs.sequences.lengths, window, cfg)
@@ -284,6 +286,7 @@ class InterestTransformer(Recommender):
             self.net.known = torch.from_numpy(known).to(self.device)
             histories = list(dataset.histories(events).values())
             runner = self._epochs(histories)
+            self._training.progress = progress
             settings = LoopSettings(epochs, 1, None, progress, desc="transformer refit")
             stats = run_training(self.net, runner, None, settings, self._training.procs)
             if self.transitions is not None:  # the counts learn the refit's events as the weights do
@@ -611,6 +614,7 @@ class _Training:
     generator: torch.Generator  # negatives
     procs: Processes
     loss: str  # "full" or "sampled"
+    progress: bool = True  # a bar over each epoch's steps (rank 0)
 
 
 @dataclass
@@ -637,7 +641,15 @@ class _Epochs:
         self.windows_per_step = sum(len(g) for g in groups) / max(len(groups), 1)
         long_events = cfg.long_term_events if cfg.long_term else 0
         vectors = model.event_vectors if model.uses_event_text else None
-        for batch in training_batches(self.sequences, windows, groups, long_events, vectors):
+        batches = tqdm(
+            training_batches(self.sequences, windows, groups, long_events, vectors),
+            desc=f"epoch {epoch}",
+            total=len(groups),
+            unit="step",
+            leave=False,
+            disable=not run.progress or not run.procs.main,
+        )
+        for batch in batches:
             batch = batch.to(device)
             sample = None
             if run.loss == "sampled":

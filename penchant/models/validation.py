@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from penchant.data.split import EvalSet
 from penchant.models.base import Recommender, Validator
@@ -50,10 +51,15 @@ def ndcg_of_single_targets(scores: np.ndarray, targets: np.ndarray, k: int) -> n
 
 
 def validator(
-    cases: EvalSet, k: int = 10, max_users: int | None = VALIDATION_USERS, batch_size: int = 256
+    cases: EvalSet,
+    k: int = 10,
+    max_users: int | None = VALIDATION_USERS,
+    batch_size: int = 256,
+    progress: bool = False,
 ) -> Validator:
     """A training callback: mean NDCG@k over ``cases`` (seen items not excluded, full catalogue),
-    over a seeded sample of ``max_users`` of them when there are more (None: all)."""
+    over a seeded sample of ``max_users`` of them when there are more (None: all). ``progress``: a
+    bar over the users while it ranks them (minutes at a million items)."""
     cases = cases.sample(max_users)
     # Shortest histories first, so each scoring batch pads its windows little (the mean is the same).
     rows = np.argsort([len(h) for h in cases.histories], kind="stable")
@@ -66,19 +72,26 @@ def validator(
             return float(ndcg_of_single_targets(scores, np.concatenate(wanted), k).sum())
         return float(ndcg_at_k(topk_indices(scores, k), wanted, k).sum())
 
+    def bar(desc: str):
+        return tqdm(desc=desc, total=len(rows), unit="user", leave=False, disable=not progress)
+
     def validate(model: Recommender) -> float:
         total = 0.0
-        for start in range(0, len(rows), batch_size):
-            scores = model.score(histories[start : start + batch_size])
-            total += ndcg_sum(scores, targets[start : start + batch_size])
+        with bar("validation") as shown:
+            for start in range(0, len(rows), batch_size):
+                scores = model.score(histories[start : start + batch_size])
+                total += ndcg_sum(scores, targets[start : start + batch_size])
+                shown.update(len(scores))
         return total / max(len(rows), 1)
 
     def validate_each(model, weights: Sequence[float]) -> dict[float, float]:
         """``validate`` under each transition weight of a model with ``score_each``, from one pass of
         the network over the validation histories instead of one per weight."""
         totals = dict.fromkeys(weights, 0.0)
-        for (start, end), weight, scores in model.score_each(histories, weights):
-            totals[weight] += ndcg_sum(scores, targets[start:end])
+        with bar("transition weights") as shown:
+            for (start, end), weight, scores in model.score_each(histories, weights):
+                totals[weight] += ndcg_sum(scores, targets[start:end])
+                shown.update((end - start) * (weight == weights[-1]))
         return {weight: total / max(len(rows), 1) for weight, total in totals.items()}
 
     validate.each = validate_each  # type: ignore[attr-defined]

@@ -29,7 +29,8 @@ def fit_split(model: Recommender, dataset: Dataset, parts: Split, progress: bool
         )
     # Models with many validation users to rank each epoch say how many to sample (a setting).
     users = getattr(model.config, "validation_users", VALIDATION_USERS)
-    model.fit(dataset, parts.train, validate=validator(parts.validation, max_users=users), progress=progress)
+    validate = validator(parts.validation, max_users=users, progress=progress)
+    model.fit(dataset, parts.train, validate=validate, progress=progress)
     model.refit(dataset, parts.before_test, progress=progress)
 
 
