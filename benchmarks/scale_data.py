@@ -104,8 +104,11 @@ def answers(url: str):
     return check
 
 
-def measure(n_events: int, work: Path, steps: tuple[str, ...] = STEPS) -> dict:
-    """One size: the steps asked for, in order (each later step needs the run ``train`` writes)."""
+def measure(
+    n_events: int, work: Path, steps: tuple[str, ...] = STEPS, evaluate_users: int | None = None
+) -> dict:
+    """One size: the steps asked for, in order (each later step needs the run ``train`` writes).
+    ``evaluate_users``: rank a seeded sample of that many test users (``penchant evaluate --users``)."""
     shape = LogShape.scaled(n_events)
     log_dir, run_dir = work / f"log-{n_events}", work / f"run-{n_events}"
     logs = work / f"logs-{n_events}"
@@ -142,9 +145,18 @@ def measure(n_events: int, work: Path, steps: tuple[str, ...] = STEPS) -> dict:
 
     if "evaluate" in steps:
         loads["evaluate"] = round(os.getloadavg()[0], 2)
-        step = monitored(penchant("evaluate", "--run", str(run_dir), "--json"), logs / "evaluate.log")
-        metrics = json.loads(step.pop("stdout"))["metrics"]
-        row["evaluate"] = {**step, "ndcg@10": round(metrics["ndcg@10"], 4)}
+        sample = ["--users", str(evaluate_users)] if evaluate_users else []
+        step = monitored(
+            penchant("evaluate", "--run", str(run_dir), "--json", *sample), logs / "evaluate.log"
+        )
+        report = json.loads(step.pop("stdout"))
+        row["evaluate"] = {
+            **step,
+            "ndcg@10": round(report["metrics"]["ndcg@10"], 4),
+            "users_ranked": report["n_users"],
+            "test_users": report["n_test_users"],
+            "protocol": report["protocol"],
+        }
         print(f"{n_events}: evaluate {row['evaluate']}", file=sys.stderr, flush=True)
 
     if "serve_start" in steps:
@@ -186,13 +198,22 @@ def merged(earlier: dict, measured: list[dict], commit: str) -> list[dict]:
     return [rows[n] for n in sorted(rows)]
 
 
+def full_seconds(row: dict, step: str) -> float:
+    """The step's seconds; for an evaluation of a sample of the test users, scaled to all of them
+    (ranking costs the same per user)."""
+    seconds = row[step]["seconds"]
+    if step == "evaluate" and "users_ranked" in row[step]:
+        seconds *= row[step]["test_users"] / row[step]["users_ranked"]
+    return seconds
+
+
 def exponent(rows: list[dict], key: str) -> float | None:
     """Slope of log(seconds) against log(events) over the sizes that ran this step: 1 is linear."""
     rows = [r for r in rows if key in r]
     if len(rows) < 2:
         return None
     x = np.log([r["events"] for r in rows])
-    y = np.log([max(r[key]["seconds"], 0.1) for r in rows])
+    y = np.log([max(full_seconds(r, key), 0.1) for r in rows])
     return round(float(np.polyfit(x, y, 1)[0]), 2)
 
 
@@ -202,12 +223,19 @@ COLUMNS = (
     ("ingest", lambda s: f"{s['peak_rss_gb']}"),
     ("train", lambda s: f"{s['seconds']} ({s['epoch_seconds']} s epoch)"),
     ("train", lambda s: f"{s['peak_rss_gb']}"),
-    ("evaluate", lambda s: f"{s['seconds']}"),
+    ("evaluate", lambda s: f"{s['seconds']}" + _sampled(s)),
     ("evaluate", lambda s: f"{s['peak_rss_gb']}"),
     ("evaluate", lambda s: f"{s['ndcg@10']}"),
     ("serve_start", lambda s: f"{s['seconds']}"),
     ("serve_start", lambda s: f"{s['peak_rss_gb']}"),
 )
+
+
+def _sampled(step: dict) -> str:
+    ranked, everyone = step.get("users_ranked"), step.get("test_users")
+    if ranked is None or ranked == everyone:
+        return ""
+    return f" ({ranked:,} of {everyone:,} test users; all: ~{step['seconds'] * everyone / ranked:,.0f})"
 
 
 def _cell(row: dict, step: str, text) -> str:
@@ -243,7 +271,10 @@ def render(report: dict) -> str:
     lines += [
         "",
         "Exponent of time against events over the sizes measured (1 = linear): "
-        + ", ".join(f"{k} {v}" for k, v in ex.items()),
+        + ", ".join(f"{k} {v}" for k, v in ex.items())
+        + ". Where a sample of the test users was evaluated, the fit uses its time scaled to all of them. "
+        "Evaluation ranks every test user against the whole catalogue, so at a fixed number of events per "
+        "user and per item its work grows as users x items, the square of the events.",
         "",
         "NDCG@10 after one epoch is not a quality figure (the model is far from trained); it shows the "
         "evaluation ran over the full catalogue.",
@@ -286,6 +317,13 @@ def main() -> None:
         default=list(STEPS),
         help="the steps to run at every size (train before evaluate and serve_start)",
     )
+    parser.add_argument(
+        "--evaluate-users",
+        type=int,
+        metavar="N",
+        help="evaluate on a seeded sample of N test users where there are more (penchant evaluate --users; "
+        "the table says so, and the exponent uses the time scaled to all of them)",
+    )
     parser.add_argument("--ingest-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ingest_worker:
@@ -303,10 +341,10 @@ def main() -> None:
     commit += " (with uncommitted changes)" if dirty.strip() else ""
     steps = tuple(step for step in STEPS if step in args.steps)
     if args.work:
-        measured = [measure(n, args.work, steps) for n in sorted(args.sizes)]
+        measured = [measure(n, args.work, steps, args.evaluate_users) for n in sorted(args.sizes)]
     else:
         with tempfile.TemporaryDirectory() as folder:
-            measured = [measure(n, Path(folder), steps) for n in sorted(args.sizes)]
+            measured = [measure(n, Path(folder), steps, args.evaluate_users) for n in sorted(args.sizes)]
     path = args.out / "scale_data.json"
     rows = merged(json.loads(path.read_text()) if path.exists() else {}, measured, commit)
     exponents = {step: exponent(rows, step) for step in STEPS}

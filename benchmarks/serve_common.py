@@ -42,7 +42,7 @@ def create_key(db_url: str, scope: str = "write") -> str:
 class Server:
     """`penchant serve` in a child process; stop() is a clean SIGINT, kill() is kill -9."""
 
-    def __init__(self, run_dir: Path, db_url: str, port: int, *extra: str):
+    def __init__(self, run_dir: Path, db_url: str, port: int, *extra: str, start_timeout: float = 180):
         self.base = (HOST, port)
         self.log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"penchant-serve-bench-{port}.log", "a")
         self.process = subprocess.Popen(
@@ -65,7 +65,7 @@ class Server:
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + start_timeout
         while True:
             try:
                 if Client(*self.base).request("GET", "/health")[0] == 200:

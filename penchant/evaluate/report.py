@@ -50,6 +50,7 @@ def evaluate_run(
 
     result = score(run.model)
     result["model"] = run.model.name
+    result["n_test_users"] = len(parts.test)  # n_users were ranked: fewer with a sample
     if len(test) < len(parts.test):
         result["protocol"]["users"] = f"a seeded sample of {len(test)} of the {len(parts.test)} test users"
     if run.protocol.name == "cold-start":
