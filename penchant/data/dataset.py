@@ -59,6 +59,12 @@ class IdMap:
         found = np.append(self._lookup.get_indexer(pd.Index(uniques, dtype=object)), -1)
         return found[codes].astype(np.int64)
 
+    def copy(self) -> IdMap:
+        """An independent copy (a shallow copy of the list and dict: IDs are strings)."""
+        other = object.__new__(IdMap)
+        other.ids, other._index, other._lookup = list(self.ids), dict(self._index), None
+        return other
+
     def add(self, external: str) -> int:
         """Append a new ID (no-op when present) and return its index."""
         if external not in self._index:

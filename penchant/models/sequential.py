@@ -493,11 +493,12 @@ class InterestTransformer(Recommender):
         return torch.cat([hidden, torch.ones(len(hidden), 1)], dim=1).numpy()
 
     @torch.no_grad()
-    def item_vectors(self) -> np.ndarray:
-        """Item vectors (n_items, dim + 1): each item's (ID, text or fused) vector, then its bias."""
+    def item_vectors(self, start: int = 0) -> np.ndarray:
+        """Item vectors (n_items - start, dim + 1) of the items from ``start`` on: each item's (ID,
+        text or fused) vector, then its bias."""
         self.net.eval()
         vectors, bias = self.net.table()
-        return torch.cat([vectors[1:], bias[1:, None]], dim=1).cpu().numpy().copy()
+        return torch.cat([vectors[1 + start :], bias[1 + start :, None]], dim=1).cpu().numpy()
 
     @torch.no_grad()
     def item_embeddings(self) -> np.ndarray:
@@ -513,13 +514,17 @@ class InterestTransformer(Recommender):
     def _add_items(self, items: pd.DataFrame) -> None:
         """New items are cold: no ID embedding; in the text and fused modes their text scores them."""
         text = self._item_text(items) if self.item_repr != "id" else None
-        self.net.add_items(text, len(items))
+        self.net = self.net.with_items(text, len(items))
         if self.transitions is not None:
-            self.transitions.grow(self.n_items + len(items))
+            self.transitions = self.transitions.grown(self.n_items + len(items))
 
     # ------------------------------------------------------------------ persistence
     def _save_state(self, directory: Path) -> None:
-        state = {k: v.cpu() for k, v in self.net.state_dict().items()}
+        # A tensor with room for more items (InterestTransformerNet.reserve) is saved without the room.
+        state = {
+            k: v.cpu().clone() if v.untyped_storage().nbytes() > v.nbytes else v.cpu()
+            for k, v in self.net.state_dict().items()
+        }
         torch.save(state, directory / "transformer.pt")
         network = {
             "item_repr": self.item_repr,

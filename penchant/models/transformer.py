@@ -31,6 +31,7 @@ mask no real position ever attends to padding.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -282,6 +283,34 @@ class GatedBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + torch.sigmoid(self.gate1(x)) * self.attn(self.ln1(x))
         return x + torch.sigmoid(self.gate2(x)) * self.mlp(self.ln2(x))
+
+
+def appended(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``t`` with ``rows`` after it (along dim 0). Where ``t``'s storage has room past its end (one
+    this returned), the rows are written there and the result is a longer view of the same storage:
+    ``t`` itself is unchanged, and nothing is copied. Otherwise the result is a new tensor with room
+    for an eighth more. Only grow the newest view of a storage: rows past an older view's end may
+    belong to a newer one."""
+    n, needed = t.shape[0], t.shape[0] + rows.shape[0]
+    row_bytes = t[:1].nbytes if n else 0
+    roomy = (
+        n > 0
+        and t.is_contiguous()
+        and t.storage_offset() == 0
+        and t.untyped_storage().nbytes() >= needed * row_bytes
+    )
+    if not roomy:
+        t = with_room(t, max(rows.shape[0], n // 8, 16))
+    longer = t.new_empty(0).set_(t.untyped_storage(), 0, (needed, *t.shape[1:]))
+    longer[n:] = rows.to(t.dtype)
+    return longer
+
+
+def with_room(t: torch.Tensor, n_more: int) -> torch.Tensor:
+    """A copy of ``t`` whose storage has room for ``n_more`` more rows after it (see :func:`appended`)."""
+    store = t.new_empty((t.shape[0] + n_more, *t.shape[1:]))
+    store[: t.shape[0]] = t
+    return store[: t.shape[0]]
 
 
 class InterestTransformerNet(nn.Module):
@@ -538,21 +567,31 @@ class InterestTransformerNet(nn.Module):
         return out[:, 1:]
 
     @torch.no_grad()
-    def add_items(self, item_text: torch.Tensor | None, n_new: int) -> None:
-        """Grow the catalogue by ``n_new`` cold items (text (n_new, D) unless item_repr is "id")."""
+    def with_items(self, item_text: torch.Tensor | None, n_new: int) -> InterestTransformerNet:
+        """This network with ``n_new`` cold items appended (text (n_new, D) unless item_repr is
+        "id"), as a new module that shares every layer and the item rows already there with this one,
+        which stays as it was for whoever still uses it. The rows are written into spare room after
+        this one's (see :func:`appended`), so adding an item to a catalogue of a million copies
+        nothing but the item (and, every eighth more items, makes room for the next eighth)."""
+        grown = copy.copy(self)  # nn.Module: its own dicts of parameters, buffers and submodules below
+        grown._parameters, grown._buffers = dict(self._parameters), dict(self._buffers)
+        grown._modules = dict(self._modules)
+        n = self.n_tokens
         if self.item_emb is not None:
             for name in ("item_emb", "item_bias"):
                 old = getattr(self, name)
-                grown = nn.Embedding(
-                    self.n_tokens + n_new, old.embedding_dim, padding_idx=PAD, sparse=old.sparse
-                )
-                grown = grown.to(old.weight.device)
-                grown.weight.zero_()
-                grown.weight[: self.n_tokens] = old.weight
-                setattr(self, name, grown)
+                emb = copy.copy(old)
+                emb._parameters = dict(old._parameters)
+                rows = old.weight.new_zeros(n_new, old.embedding_dim)
+                emb.weight = nn.Parameter(appended(old.weight.detach(), rows), old.weight.requires_grad)
+                emb.num_embeddings = n + n_new
+                setattr(grown, name, emb)
         if self.item_text is not None:
-            self.item_text = torch.cat([self.item_text, item_text.float().to(self.item_text.device)])
-        new = torch.zeros(n_new, dtype=torch.bool, device=self.known.device)
-        self.known = torch.cat([self.known, new])
-        self.n_tokens += n_new
-        self._table = None
+            grown.item_text = appended(self.item_text, item_text.float().to(self.item_text.device))
+        grown.known = appended(self.known, torch.zeros(n_new, dtype=torch.bool, device=self.device))
+        grown.n_tokens = n + n_new
+        grown._table = None
+        if self._table is not None and not self.training:  # the new items' vectors only
+            vectors, bias = grown.item_vectors(torch.arange(n, n + n_new, device=self.device))
+            grown._table = (appended(self._table[0], vectors), appended(self._table[1], bias))
+        return grown

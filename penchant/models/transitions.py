@@ -35,6 +35,12 @@ def _pairs(items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
 
 
+def _padded(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    """``matrix`` (m, m) as (n, n) with empty rows and columns after it, sharing its data."""
+    indptr = np.concatenate([matrix.indptr, np.full(n - matrix.shape[0], matrix.indptr[-1])])
+    return sp.csr_matrix((matrix.data, matrix.indices, indptr), shape=(n, n), copy=False)
+
+
 class ItemTransitions:
     """Sparse (items x items) transition weights and, per user, how many of their first events
     were counted (so that erasure can take exactly those out)."""
@@ -131,17 +137,15 @@ class ItemTransitions:
         self.counts, self._rows = counts, None
         return True
 
-    def grow(self, n_items: int) -> None:
-        """The catalogue grew to ``n_items``: new items have no transitions yet."""
-        if n_items > self.n_items:
-            self.counts = sp.csr_matrix(
-                (self.counts.data, self.counts.indices, self.counts.indptr), shape=(self.n_items, n_items)
-            )
-            self.counts = sp.vstack(
-                [self.counts, sp.csr_matrix((n_items - self.counts.shape[0], n_items))]
-            ).tocsr()
-            self.seen = np.concatenate([self.seen, np.zeros(n_items - len(self.seen), dtype=bool)])
-            self._rows = None
+    def grown(self, n_items: int) -> ItemTransitions:
+        """These counts for a catalogue grown to ``n_items`` (new items have no transitions yet), as
+        a new object that shares the counted pairs with this one, which stays as it was."""
+        if n_items <= self.n_items:
+            return self
+        grown = ItemTransitions(_padded(self.counts, n_items), self.counted, self.seen)
+        grown.seen = np.concatenate([self.seen, np.zeros(n_items - len(self.seen), dtype=bool)])
+        grown._rows = None if self._rows is None else _padded(self._rows, n_items)
+        return grown
 
     def save(self, path: Path) -> None:
         users = np.array(list(self.counted), dtype=str)

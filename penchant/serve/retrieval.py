@@ -32,6 +32,9 @@ log = logging.getLogger("penchant.serve")
 
 HNSW_M = 32  # links per node: recall vs memory
 HNSW_EF_CONSTRUCTION = 200  # build-time search breadth: recall vs build time
+# Items added to a served catalogue are scored exactly beside the index's candidates until this many
+# have come, then inserted into a copy of the index (a copy of a 10^6-item index takes about a second).
+FOLD = 2048
 
 
 class MipsIndex:
@@ -140,7 +143,9 @@ class ExactRetriever:
 
 class AnnRetriever:
     """HNSW candidates over the model's item vectors, re-scored exactly (repeat bias and transition
-    boost included)."""
+    boost included). Items added to the catalogue since the index was built (:meth:`extended`) are
+    scored exactly beside the index's candidates until there are :data:`FOLD` of them; they then
+    go into a copy of the index."""
 
     kind = "ann"
 
@@ -158,7 +163,8 @@ class AnnRetriever:
             raise TypeError(f"{model.name} has no user and item vectors; serve it with exact retrieval")
         self.model = model
         self.ef_search = ef_search
-        self.vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)  # (I, D)
+        self.vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)  # (I, D), indexed
+        self.recent = self.vectors[:0]  # (R, D): items added since, after the indexed ones
         path = cache / index_file(self.vectors, m, ef_construction) if cache is not None else None
         if path is not None and path.exists():
             self.index = MipsIndex.load(path)
@@ -169,15 +175,30 @@ class AnnRetriever:
         self.repeat = model.repeat_bias()
         self._exact = ExactRetriever(model)
 
+    @property
+    def n_items(self) -> int:
+        return len(self.vectors) + len(self.recent)
+
     def extended(self, model: Recommender) -> AnnRetriever:
         """This retriever for ``model``, whose catalogue grew by items appended after the known ones
-        (their vectors unchanged): a copy of the index with only the new items inserted, not a
-        rebuild. The copy leaves this index untouched for the requests still using it."""
+        (their vectors unchanged). The index is shared, not copied: only the new items' vectors are
+        computed, and they are scored exactly with every query until :data:`FOLD` have come, when
+        they are inserted into a copy of the index (a copy: requests still running search this
+        one). So adding an item costs the same at a thousand items as at a million."""
         grown = object.__new__(AnnRetriever)
-        grown.model, grown.ef_search = model, self.ef_search
-        grown.vectors = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)
-        grown.index = self.index.copy()
-        grown.index.add(grown.vectors[len(self.vectors) :])
+        grown.model, grown.ef_search, grown.index, grown.vectors = (
+            model,
+            self.ef_search,
+            self.index,
+            self.vectors,
+        )
+        new = np.asarray(model.item_vectors(start=self.n_items), dtype=np.float32)
+        grown.recent = np.concatenate([self.recent, new])
+        if len(grown.recent) >= FOLD:
+            grown.index = self.index.copy()
+            grown.index.add(grown.recent)
+            grown.vectors = np.concatenate([self.vectors, grown.recent])
+            grown.recent = grown.vectors[:0]
         grown.repeat = model.repeat_bias()
         grown._exact = ExactRetriever(model)
         return grown
@@ -188,17 +209,28 @@ class AnnRetriever:
             return self._exact.user_state(history)
         return np.ascontiguousarray(self.model.user_vectors([history]), dtype=np.float32)  # (1, D)
 
+    def _rows(self, items: np.ndarray) -> np.ndarray:
+        """The vectors of ``items`` (indexed or recent), (N, D)."""
+        if not len(self.recent):
+            return self.vectors[items]
+        indexed = items < len(self.vectors)
+        out = np.empty((len(items), self.vectors.shape[1]), dtype=np.float32)
+        out[indexed] = self.vectors[items[indexed]]
+        out[~indexed] = self.recent[items[~indexed] - len(self.vectors)]
+        return out
+
     def top_k(
         self, history: History, k: int, exclude_seen: bool, state: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
         if len(history) == 0:
             return self._exact.top_k(history, k, exclude_seen, state)
-        n = len(self.vectors)
         query = self.user_state(history) if state is None else state  # (1, D)
         seen = np.unique(history.items)
-        wanted = min(n, 2 * k + (len(seen) if exclude_seen else 0))
+        wanted = min(len(self.vectors), 2 * k + (len(seen) if exclude_seen else 0))
         ids = self.index.search(query, wanted, self.ef_search)
         candidates = ids[0][ids[0] >= 0]
+        if len(self.recent):  # not in the index yet: every one is a candidate
+            candidates = np.union1d(candidates, np.arange(len(self.vectors), self.n_items))
         window = np.unique(history.items[-self.model.window :])
         if exclude_seen:
             candidates = np.setdiff1d(candidates, seen)
@@ -213,7 +245,7 @@ class AnnRetriever:
             else (np.zeros(0, dtype=np.int64), np.zeros(0), 0.0)
         )
         candidates = np.union1d(candidates, np.setdiff1d(listed, seen) if exclude_seen else listed)
-        scores = (self.vectors[candidates] @ query[0]).astype(np.float64)
+        scores = (self._rows(candidates) @ query[0]).astype(np.float64)
         scores[np.isin(candidates, window)] += self.repeat
         counts = getattr(self.model, "transitions", None)
         unseen = ~counts.seen[candidates] if base and counts is not None else np.zeros(len(candidates), bool)

@@ -137,8 +137,8 @@ def _with_items(model, items: list[Item]):
     if hasattr(type(model), "encoder"):
         model.encoder  # noqa: B018 -- load the lazy text encoder once, on the model the copies share it with
     grown = copy.copy(model)  # shares the read-only parts (histories, encoder, event text)
-    grown.item_map = copy.deepcopy(model.item_map)
-    grown.net = copy.deepcopy(model.net)  # add_items replaces its embeddings and buffers
+    grown.item_map = model.item_map.copy()  # add_items appends to it; the network and the
+    # transition counts it replaces by grown copies that share the existing items' rows
     grown.add_items(
         pd.DataFrame(
             {

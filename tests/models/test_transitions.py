@@ -52,8 +52,14 @@ def test_saved_and_loaded_and_grown(tmp_path):
     back = ItemTransitions.load(tmp_path / "t.npz")
     np.testing.assert_array_equal(back.counts.toarray(), t.counts.toarray())
     assert back.counted == t.counted
-    back.grow(5)
-    assert back.counts.shape == (5, 5) and back.probabilities([history([4])]).nnz == 0
+    back.probabilities([history([0])])  # caches the normalised rows, which grow with the counts
+    grown = back.grown(5)
+    assert grown.counts.shape == (5, 5) and grown.probabilities([history([4])]).nnz == 0
+    np.testing.assert_array_equal(
+        grown.probabilities([history([0, 2])]).toarray()[:, :3],
+        back.probabilities([history([0, 2])]).toarray(),
+    )
+    assert back.counts.shape == (3, 3) and len(back.seen) == 3  # the counts grown from stay as they were
 
 
 class _Fitted(InterestTransformer):
@@ -106,8 +112,7 @@ def test_items_the_counts_never_saw_take_the_models_own_probability():
     logits = np.array([[1.0, 2.0, 0.5, 3.0]])
     p = np.exp(logits) / np.exp(logits).sum()
     np.testing.assert_allclose(t.unseen_boost(logits, 2.0), 2.0 * np.log(p[:, [3]] + FLOOR))
-    t.grow(6)
-    assert t.seen.tolist() == [True, True, True, False, False, False]
+    assert t.grown(6).seen.tolist() == [True, True, True, False, False, False]
 
 
 def test_a_text_scored_item_the_counts_never_saw_is_not_buried(tmp_path, make_cycle_dataset):

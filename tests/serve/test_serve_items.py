@@ -36,10 +36,10 @@ def test_a_new_item_with_text_is_recommended_at_once(serve, text_run, ann_thresh
     response = client.post("/items", json=NEW)
     assert response.status_code == 201 and response.json()["recommendable"] is True
     assert client.get("/items/s-new").json()["recommendable"] is True
-    if ann_threshold == 1:  # the index was copied and the new item inserted; the old one is untouched
+    if ann_threshold == 1:  # the index is shared and the new item scored beside it; the old one is untouched
         grown = client.app.state.services.models.current.retriever
-        assert grown.index is not old.index and (old.index.ntotal, grown.index.ntotal) == (n, n + 1)
-        assert np.array_equal(grown.vectors[:n], old.vectors)
+        assert grown.index is old.index and (old.n_items, grown.n_items) == (n, n + 1)
+        assert np.array_equal(grown.vectors, old.vectors) and len(old.recent) == 0
 
     after = scores(client, "u00", n + 1)
     assert len(after) == n + 1 and math.isfinite(after["s-new"])

@@ -169,12 +169,12 @@ def test_a_large_index_is_built_in_the_background_while_exact_retrieval_serves(
     while models.current.retriever.kind != "ann" and time.monotonic() < deadline:
         time.sleep(0.05)
     retriever = models.current.retriever
-    assert retriever.kind == "ann" and retriever.index.ntotal == 13  # 12 trained + the one added
+    assert retriever.kind == "ann" and retriever.n_items == 13  # 12 trained + the one added
     answer = client.get("/users/u00/recommendations", params={"k": 13, "exclude_seen": False}).json()
     assert answer["retrieval"] == "ann" and "s-new" in {r["item_id"] for r in answer["items"]}
     assert len(list((run_dir / state.ANN_FOLDER).glob("*.faiss"))) == 1
 
-    # The next start loads the kept index before it answers (the stored item is added to a copy).
+    # The next start loads the kept index before it answers (the stored item is scored beside it).
     monkeypatch.undo()
 
     def build_again(*args, **kwargs):
@@ -183,4 +183,38 @@ def test_a_large_index_is_built_in_the_background_while_exact_retrieval_serves(
     monkeypatch.setattr(MipsIndex, "__init__", build_again)
     again = serve(run_dir, ann_threshold=1, ann_background_from=1)
     assert again.app.state.services.models.current.retriever.kind == "ann"
-    assert again.app.state.services.models.current.retriever.index.ntotal == 13
+    assert again.app.state.services.models.current.retriever.n_items == 13
+
+
+@pytest.mark.parametrize("exclude_seen", [False, True])
+def test_items_added_are_found_before_and_after_they_go_into_the_index(text_run, monkeypatch, exclude_seen):
+    """A new item is scored exactly beside the index's candidates (the index is shared, not copied:
+    adding one item to a million-item catalogue must not copy the index); once FOLD items have come
+    they go into a copy of the index, and the retriever they were added to keeps its own."""
+    from penchant.serve import retrieval
+    from penchant.serve.state import _with_items
+    from penchant.serve.store import Item
+
+    monkeypatch.setattr(retrieval, "FOLD", 2)
+    model = load_run(text_run).model
+    n = model.n_items
+    texts = ["Rocket to Jupiter", "A kiss at the wedding", "Aliens over the spaceport"]
+    steps = [(model, AnnRetriever(model, ef_search=64))]
+    for number, text in enumerate(texts):
+        grown = _with_items(steps[-1][0], [Item(f"new-{number}", title=text, description=text)])
+        steps.append((grown, steps[-1][1].extended(grown)))
+    (_, first), (_, one), (_, two), (_, three) = steps
+
+    assert one.index is first.index and len(one.recent) == 1 and one.n_items == n + 1
+    assert two.index is not one.index and len(two.recent) == 0 and two.index.ntotal == n + 2
+    assert one.index.ntotal == n and len(one.vectors) == n  # what requests on it still search
+    assert three.index is two.index and len(three.recent) == 1 and three.n_items == n + 3
+    for grown, ann in steps:
+        exact = ExactRetriever(grown)
+        found = set()
+        for history in grown.histories.values():
+            want, got = exact.top_k(history, 5, exclude_seen), ann.top_k(history, 5, exclude_seen)
+            assert [i for i, _ in got] == [i for i, _ in want]
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-4, atol=1e-4)
+            found |= {i for i, _ in ann.top_k(history, grown.n_items, exclude_seen)}
+        assert set(range(n, grown.n_items)) <= found  # every added item can be recommended

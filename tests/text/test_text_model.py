@@ -159,10 +159,48 @@ def test_items_added_after_training_are_scored_by_text_and_saved(fused, genres, 
     model.save(tmp_path)
     loaded = load_model(tmp_path)
     users = list(genres.user_map.ids)
-    np.testing.assert_array_equal(
-        loaded.score([model.history_of(u) for u in users]), model.score([model.history_of(u) for u in users])
+    # Added items' vectors were computed on their own, the loaded model's in one table: float32
+    # rounding apart, no more.
+    np.testing.assert_allclose(
+        loaded.score([model.history_of(u) for u in users]),
+        model.score([model.history_of(u) for u in users]),
+        rtol=1e-6,
+        atol=1e-6,
     )
     torch.testing.assert_close(loaded.net.item_text, model.net.item_text)
+
+
+def test_a_network_grown_by_items_leaves_itself_unchanged_and_copies_no_row(fused, genres, tmp_path):
+    """The service grows the model once per new item while requests still use the old one: the grown
+    network shares the old rows (written after them, in spare room: no copy of a million-row table
+    per item) and the old network stays exactly as it was."""
+    net = fused.net.eval()
+    vectors, bias = (t.clone() for t in net.table())
+    text = net.item_text[1:3].flip(0).clone()  # two items with the text of two known ones
+    first = net.with_items(text[:1], 1)
+    second = first.with_items(text[1:], 1)
+
+    assert net.n_tokens == genres.n_items + 1 and len(net.item_text) == len(net.known) == net.n_tokens
+    torch.testing.assert_close(net.table()[0], vectors)
+    torch.testing.assert_close(net.table()[1], bias)
+    assert (first.n_tokens, second.n_tokens) == (net.n_tokens + 1, net.n_tokens + 2)
+    assert len(first.item_text) == len(first.table()[0]) == net.n_tokens + 1
+    # The second item went into the room the first one made: the same storage, nothing copied.
+    for grown_from, grown in ((first.item_text, second.item_text), (first.table()[0], second.table()[0])):
+        assert grown.untyped_storage().data_ptr() == grown_from.untyped_storage().data_ptr()
+    # Its cached vectors are what the network computes for every item from scratch.
+    fresh = second.item_vectors(torch.arange(second.n_tokens))
+    torch.testing.assert_close(second.table()[0], fresh[0])
+    torch.testing.assert_close(second.table()[1], fresh[1])
+    assert not second.known[-2:].any()
+
+    # A model grown this way saves its items without the room.
+    model = InterestTransformer(config(max_epochs=1)).fit(genres, progress=False)
+    for name in ("a", "b"):
+        model.add_items(pd.DataFrame({"item_id": [name], "title": [name], "description": [GENRE_TEXT["s"]]}))
+    model.save(tmp_path)
+    saved = torch.load(tmp_path / "model" / "transformer.pt", weights_only=True)["item_text"]
+    assert len(saved) == model.n_items + 1 and saved.untyped_storage().nbytes() == saved.nbytes
 
 
 def test_models_without_text_refuse_to_add_items(genres):
