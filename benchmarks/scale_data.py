@@ -9,8 +9,10 @@ step runs as the user would run it, in its own process, its peak RSS (the proces
 sampled every 0.1 s:
 
 * ingest: reading, validating and cleaning the directory into penchant's dataset (``load_dataset``);
-* train: ``penchant train --events DIR --config '{"max_epochs": 1}'`` (one epoch, then what training
-  does after it: validation, the transition-weight choice, the refit);
+* train: ``penchant train --events DIR --config '{"max_epochs": 1, "refit_epochs": 1}'`` (one epoch,
+  then what training does after it: validation, the transition-weight choice, and one epoch of the
+  refit on the training and validation events: its memory is measured, and its default of 4 epochs
+  would add an hour at 10^7 events to a measurement of memory and time per epoch);
 * evaluate: ``penchant evaluate --run RUN`` (leave-one-out, full catalogue);
 * serve start: ``penchant serve --run RUN --open`` until ``/health`` answers, on a fresh SQLite store
   (the first start imports the run's events).
@@ -129,7 +131,7 @@ def measure(
 
     if "train" in steps:
         loads["train"] = round(os.getloadavg()[0], 2)
-        config = json.dumps({"max_epochs": 1})
+        config = json.dumps({"max_epochs": 1, "refit_epochs": 1})
         step = monitored(
             penchant("train", "--events", str(log_dir), "--config", config, "--out", str(run_dir)),
             logs / "train.log",

@@ -39,12 +39,53 @@ class LogShape:
         return cls(n_events, max(10, n_events // 50), max(100, n_events // 10), seed=seed)
 
 
+# What a catalogue's titles are about: the latent interests, named (interest j is TOPICS[j % 50]).
+TOPICS = (
+    "astronomy", "baking", "camping", "chess", "cycling", "dinosaurs", "fishing", "gardening", "guitar",
+    "hiking", "jazz", "knitting", "painting", "photography", "poetry", "pottery", "robots", "sailing",
+    "skiing", "soccer", "space travel", "surfing", "tennis", "trains", "volcanoes", "wine", "yoga",
+    "zombies", "birds", "cats", "coffee", "dogs", "football", "history", "horses", "mathematics",
+    "mountains", "opera", "pirates", "puzzles", "rivers", "romance", "science fiction", "spies",
+    "submarines", "tea", "theatre", "vampires", "wizards", "woodwork",
+)  # fmt: skip
+VARIANTS = (
+    "A beginner's guide to", "The big book of", "Stories of", "The history of", "A field guide to",
+    "Advanced", "Everyday", "The joy of", "Secrets of", "Pocket", "The art of", "Classic", "Modern",
+    "Little", "Wild", "Hidden", "The world of", "Weekend", "Family", "Essential",
+)  # fmt: skip
+
+
+def _item_interests(shape: LogShape, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(shape.n_interests, size=shape.n_items)
+
+
+def write_items(shape: LogShape, path: Path) -> Path:
+    """The catalogue of the log ``shape`` describes, as one Parquet file: item_id, title,
+    description, category, each from the item's latent interest (so text and behaviour agree).
+    Titles repeat (a variant of the topic: 20 per interest), as a real catalogue's editions do, so
+    encoding a million of them encodes a thousand."""
+    interest = _item_interests(shape, np.random.default_rng(shape.seed))  # as generate() draws them
+    topic = np.array(TOPICS)[interest % len(TOPICS)]
+    variant = np.array(VARIANTS)[np.arange(shape.n_items) % len(VARIANTS)]
+    table = pa.table(
+        {
+            "item_id": pa.array(np.char.add("i", np.arange(shape.n_items).astype(str))),
+            "title": pa.array(np.char.add(np.char.add(variant, " "), topic)),
+            "description": pa.array(np.char.add("Everything about ", topic)),
+            "category": pa.array(topic),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
 def generate(shape: LogShape) -> dict[str, np.ndarray]:
     """The log as columns, sorted by user then time."""
     rng = np.random.default_rng(shape.seed)
     n, u, i, k = shape.n_events, shape.n_users, shape.n_items, shape.n_interests
     # Items: an interest each; inside it a Zipf popularity over its items (by a random rank).
-    item_interest = rng.integers(k, size=i)
+    item_interest = _item_interests(shape, rng)
     order = np.argsort(item_interest, kind="stable")  # items grouped by interest
     counts = np.bincount(item_interest, minlength=k)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])

@@ -187,6 +187,7 @@ class ModelHolder:
         users = UserStates()
         loaded = LoadedRun(run, run_key, retriever, time.time(), interests, users)
         if can_add_items(run.model):
+            run.model.encoder  # noqa: B018 -- loaded at start (seconds), not by the first POST /items
             # Items added to the store after the run was trained (POST /items) stay recommendable.
             missing = [i for i in self.store.items() if i.item_id not in run.model.item_map]
             if missing:
