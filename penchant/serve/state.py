@@ -189,7 +189,7 @@ class ModelHolder:
         if can_add_items(run.model):
             run.model.encoder  # noqa: B018 -- loaded at start (seconds), not by the first POST /items
             # Items added to the store after the run was trained (POST /items) stay recommendable.
-            missing = [i for i in self.store.items() if i.item_id not in run.model.item_map]
+            missing = self.store.items(not_in=run.model.item_map)
             if missing:
                 loaded = self._extended(loaded, missing)
                 log.info("added %d stored items the run was not trained on to its model", len(missing))

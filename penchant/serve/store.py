@@ -15,7 +15,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -244,12 +244,22 @@ class EventStore:
             return None
         return Item(row[0], row[1], row[2], _loads(row[3]), _loads(row[4]))
 
-    def items(self) -> list[Item]:
-        """The whole stored catalogue, in insertion order."""
-        rows = self.db.fetchall(
-            "SELECT item_id, title, description, categories, attributes FROM items ORDER BY updated_at, item_id"
-        )
-        return [Item(r[0], r[1], r[2], _loads(r[3]), _loads(r[4])) for r in rows]
+    def items(self, not_in: Container[str] = ()) -> list[Item]:
+        """The stored catalogue, in insertion order, but for the items whose IDs are in ``not_in``
+        (a served model's items: at a million of them, their IDs alone are read)."""
+        ids = [r[0] for r in self.db.fetchall("SELECT item_id FROM items ORDER BY updated_at, item_id")]
+        wanted = [i for i in ids if i not in not_in]
+        out: list[Item] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.db.fetchall(
+                "SELECT item_id, title, description, categories, attributes FROM items "
+                f"WHERE item_id IN ({marks}) ORDER BY updated_at, item_id",
+                tuple(chunk),
+            )
+            out += [Item(r[0], r[1], r[2], _loads(r[3]), _loads(r[4])) for r in rows]
+        return out
 
     def count_items(self) -> int:
         return int(self.db.fetchone("SELECT COUNT(*) FROM items")[0])
