@@ -140,6 +140,19 @@ def write(name: str, result: dict, markdown: str) -> None:
     print(markdown)
 
 
+def conditions_before_after(before: dict, after: dict) -> list[str]:
+    """The report's closing lines: the machine and its load before and after the measurement."""
+    return [
+        "",
+        "Conditions before:",
+        "",
+        conditions_md(before),
+        "Conditions after:",
+        "",
+        conditions_md(after),
+    ]
+
+
 def conditions_md(c: dict) -> str:
     busy = "; ".join(c["other_busy_processes"]) or "none above 20% CPU"
     return (

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from serve_common import HOST, Client, Server, conditions, conditions_md, create_key, write
+from serve_common import HOST, Client, Server, conditions, conditions_before_after, create_key, write
 from synthetic import TOPICS, LogShape, write_items
 from synthetic import write as write_log
 
@@ -166,14 +166,8 @@ def main() -> None:
         "The first add makes room for an eighth more items after the item rows (a copy of them); the next "
         "adds write into that room. Under ANN retrieval an add also computes the new item's vector and, "
         "one add in FOLD (2,048), copies the index.",
-        "",
-        "Conditions before:",
-        "",
-        conditions_md(before),
-        "Conditions after:",
-        "",
-        conditions_md(after),
     ]
+    lines += conditions_before_after(before, after)
     write(args.name, result, "\n".join(lines))
 
 

@@ -31,7 +31,7 @@ from serve_common import (
     Client,
     Server,
     conditions,
-    conditions_md,
+    conditions_before_after,
     create_key,
     ensure_ml100k_run,
     summary,
@@ -210,15 +210,7 @@ def main() -> None:
             f"- recommendation p99 at concurrency 1, right after its user's new event: {p99} ms (bar: 10 ms "
             "on ml-100k, 20 ms at 10^6 items)"
         )
-    lines += [
-        "",
-        "Conditions before:",
-        "",
-        conditions_md(before),
-        "Conditions after:",
-        "",
-        conditions_md(after),
-    ]
+    lines += conditions_before_after(before, after)
     write(args.name, result, "\n".join(lines))
 
 
