@@ -258,6 +258,7 @@ def evaluate(args: argparse.Namespace) -> int:
         policy=policy,
         explore=getattr(args, "explore", 0.0),
         users=getattr(args, "users", None),
+        progress=True,
     )
     if args.json:
         print_json(result)

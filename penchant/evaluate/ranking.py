@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from penchant.data.split import EvalSet, Protocol
 from penchant.evaluate.metrics import aggregate, catalogue_coverage, per_user_metrics, topk_indices
@@ -15,17 +16,25 @@ __all__ = ["RandomScores", "evaluate", "rank", "score_lists", "validator"]  # va
 
 
 def rank(
-    model: Recommender, cases: EvalSet, k: int, exclude_seen: bool = False, batch_size: int = 256
+    model: Recommender,
+    cases: EvalSet,
+    k: int,
+    exclude_seen: bool = False,
+    batch_size: int = 256,
+    progress: bool = False,
 ) -> np.ndarray:
-    """Top-k internal item indices (U, k) over the whole catalogue for every case."""
+    """Top-k internal item indices (U, k) over the whole catalogue for every case; ``progress``: a
+    bar over the users (minutes for a few hundred thousand users over a million items)."""
     out = np.full((len(cases), k), -1, dtype=np.int64)
-    for start in range(0, len(cases), batch_size):
-        histories = cases.histories[start : start + batch_size]
-        scores = model.score(histories)
-        if exclude_seen:
-            for row, history in enumerate(histories):
-                scores[row, history.items] = -np.inf
-        out[start : start + len(histories)] = topk_indices(scores, k)
+    with tqdm(desc="ranking", total=len(cases), unit="user", leave=False, disable=not progress) as bar:
+        for start in range(0, len(cases), batch_size):
+            histories = cases.histories[start : start + batch_size]
+            scores = model.score(histories)
+            if exclude_seen:
+                for row, history in enumerate(histories):
+                    scores[row, history.items] = -np.inf
+            out[start : start + len(histories)] = topk_indices(scores, k)
+            bar.update(len(histories))
     return out
 
 
@@ -44,9 +53,10 @@ def evaluate(
     protocol: Protocol,
     ks: Sequence[int] = (10,),
     exclude_seen: bool = False,
+    progress: bool = False,
 ) -> dict:
     """``{"protocol", "metrics", "n_users"}`` for a model on evaluation cases."""
-    topk = rank(model, cases, max(ks), exclude_seen)
+    topk = rank(model, cases, max(ks), exclude_seen, progress=progress)
     return {
         "protocol": protocol.describe(exclude_seen),
         "metrics": score_lists(topk, cases, ks, model.n_items),

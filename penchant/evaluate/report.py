@@ -22,6 +22,7 @@ def evaluate_run(
     policy: Policy | None = None,
     explore: float = 0.0,
     users: int | None = None,
+    progress: bool = False,
 ) -> dict:
     """Test-set metrics of a run under its own protocol, re-ranked by ``policy`` when one is given;
     beyond-accuracy metrics too when the catalogue has categories (or, with a policy, over the
@@ -31,9 +32,9 @@ def evaluate_run(
     test = parts.test.sample(users)
     taxonomy = category_taxonomy(run.dataset) if policy is None else policy.taxonomy
 
-    def score(model: Recommender) -> dict:
+    def score(model: Recommender, progress: bool = False) -> dict:
         if policy is None and taxonomy is None:
-            return evaluate(model, test, run.protocol, ks, exclude_seen)
+            return evaluate(model, test, run.protocol, ks, exclude_seen, progress=progress)
         train = list(run.dataset.histories(parts.train).values())
         return evaluate_with_policy(
             model,
@@ -48,7 +49,7 @@ def evaluate_run(
             taxonomy=taxonomy,
         )
 
-    result = score(run.model)
+    result = score(run.model, progress)
     result["model"] = run.model.name
     result["n_test_users"] = len(parts.test)  # n_users were ranked: fewer with a sample
     if len(test) < len(parts.test):
