@@ -256,7 +256,11 @@ def render(report: dict) -> str:
         "and sessions in time order, as a directory of 1M-row Parquet files. Each step in its own process; "
         "peak RSS over the process and its children, sampled every 0.1 s.",
         "",
-        "| events | users | items | ingest s (events/s) | ingest GB | train s (1 epoch) | train GB | "
+        'Train: `penchant train --events DIR --config \'{"max_epochs": 1, "refit_epochs": 1}\'` (one '
+        "epoch, validation, the transition-weight choice, one refit epoch); evaluate: `penchant evaluate "
+        "--run RUN` (leave-one-out, full catalogue, seen items not excluded).",
+        "",
+        "| events | users | items | ingest s (events/s) | ingest GB | train s (epoch s) | train GB | "
         "evaluate s | evaluate GB | NDCG@10 | serve start s | serve GB | load | measured |",
         "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
@@ -353,7 +357,7 @@ def main() -> None:
     largest = rows[-1]
     report = {
         "benchmark": "scale of the data path",
-        "command": "python benchmarks/scale_data.py --sizes SIZES [--steps STEPS]",
+        "command": "python benchmarks/scale_data.py --sizes SIZES [--steps STEPS] [--evaluate-users N] [--work DIR]",
         "date": time.strftime("%Y-%m-%d"),
         "commit": commit,
         "machine": {**machine(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
