@@ -10,6 +10,7 @@ same policy re-ranks the interest transformer, EASE or saved candidate lists ali
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -80,6 +81,12 @@ class UserContext:
 
     history: History
     user_id: str | None = None
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (zero rows stay zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
 def _check_knob(explore: float) -> float:
@@ -324,14 +331,22 @@ class NovelInterest(Policy):
         self.config = config or NovelInterestConfig()
         self.interest_vectors = interest_vectors
         self.proposer = proposer
-        if interest_vectors is not None:
-            norms = np.linalg.norm(interest_vectors, axis=1, keepdims=True)
-            centroids = np.divide(
-                interest_vectors, norms, out=np.zeros_like(interest_vectors), where=norms > 0
-            )
-        else:
-            centroids = vectors.centroids(self.membership)
-        self.closeness = interest_closeness(centroids)
+        # The interests' item-vector sums (K, d), so that items added later update them (with_items).
+        self._sums = None if interest_vectors is not None else np.asarray(self.membership.T @ vectors.vectors)
+        self.closeness = interest_closeness(
+            _unit_rows(interest_vectors if interest_vectors is not None else self._sums)
+        )
+
+    def with_items(self, taxonomy: Taxonomy, vectors: ItemVectors, n_new: int) -> NovelInterest:
+        """This policy over ``taxonomy`` and ``vectors`` that grew by ``n_new`` appended items: their
+        vectors are added to their interests' centroids (the rest is shared, not recomputed)."""
+        grown = copy.copy(self)
+        Policy.__init__(grown, taxonomy)
+        if self._sums is not None:
+            new = np.asarray(grown.membership[-n_new:].T @ vectors.vectors[-n_new:])
+            grown._sums = self._sums + new
+            grown.closeness = interest_closeness(_unit_rows(grown._sums))
+        return grown
 
     def interest_scores(self, profile: np.ndarray, candidates: Candidates | None = None) -> np.ndarray:
         """Score (K,) of each interest as the user's next new one (0 for interests they already have);

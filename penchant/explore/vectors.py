@@ -49,21 +49,43 @@ class ItemVectors:
         """Unit-length centroid ``(K, d)`` of each interest, items weighted by membership ``(I, K)``."""
         return ItemVectors.from_array(membership.T @ self.vectors).vectors
 
+    def appended(self, matrix: np.ndarray) -> ItemVectors:
+        """These vectors and the rows of ``matrix`` (made unit length) after them, as new vectors
+        that share this one's rows: the new rows are written into spare room after them when there
+        is some (this one is unchanged), else into a copy with room for an eighth more. So adding
+        an item to a million copies nothing, most of the time. Only append to the newest vectors of
+        a storage: rows past an older one's end may belong to a newer one."""
+        rows = ItemVectors.from_array(matrix).vectors
+        n, store = self.n_items, self.vectors.base
+        roomy = (
+            isinstance(store, np.ndarray)
+            and store.ndim == 2
+            and len(store) >= n + len(rows)
+            and store.__array_interface__["data"][0] == self.vectors.__array_interface__["data"][0]
+            and self.vectors.flags.c_contiguous
+        )
+        if not roomy:
+            store = np.empty((n + max(len(rows), n // 8, 16), self.vectors.shape[1]), dtype=np.float32)
+            store[:n] = self.vectors
+        store[n : n + len(rows)] = rows
+        return ItemVectors(store[: n + len(rows)], self.source)
 
-def model_item_embeddings(model: Recommender) -> np.ndarray | None:
-    """The model's learned item embeddings ``(n_items, d)``, or None when it exposes none.
+
+def model_item_embeddings(model: Recommender, start: int = 0) -> np.ndarray | None:
+    """The model's learned item embeddings ``(n_items - start, d)`` of the items from ``start`` on,
+    or None when it exposes none.
 
     A model may offer ``item_embeddings()``; the interest transformer's input embedding table (which is
     also its output layer) is read directly. Linear and count models have no embeddings.
     """
     method = getattr(model, "item_embeddings", None)
     if callable(method):
-        return np.asarray(method(), dtype=np.float32)
+        return np.asarray(method(start) if start else method(), dtype=np.float32)
     net = getattr(model, "net", None)
     table = getattr(net, "item_emb", None)
     if table is not None:
         # Row 0 is the padding token; catalogue item i is row i + 1.
-        return table.weight.detach().cpu().numpy()[1:].astype(np.float32)
+        return table.weight.detach().cpu().numpy()[1 + start :].astype(np.float32)
     return None
 
 

@@ -501,16 +501,25 @@ class InterestTransformer(Recommender):
         return torch.cat([vectors[1 + start :], bias[1 + start :, None]], dim=1).cpu().numpy()
 
     @torch.no_grad()
-    def item_embeddings(self) -> np.ndarray:
-        """Item vectors (n_items, dim) as the model scores them (ID, text or fused)."""
+    def item_embeddings(self, start: int = 0) -> np.ndarray:
+        """Item vectors (n_items - start, dim) as the model scores them (ID, text or fused), of the
+        items from ``start`` on."""
         self.net.eval()
-        return self.net.table()[0][1:].cpu().numpy().copy()
+        return self.net.table()[0][1 + start :].cpu().numpy().copy()
 
     def repeat_bias(self) -> float:
         """The score offset of items already in the model's input window (0 when not learned)."""
         return float(self.net.repeat.detach()) if self.net.repeat is not None else 0.0
 
     # ------------------------------------------------------------------ new items
+    def make_room_for_items(self, n_more: int) -> None:
+        """Load the text encoder and make room after the item rows for ``n_more`` new items, so that
+        adding the next ones (:meth:`add_items`) copies nothing (see
+        :meth:`InterestTransformerNet.make_room`): seconds at a million items, better spent when a
+        service starts than on its first new item."""
+        self.encoder  # noqa: B018 -- loaded now
+        self.net.make_room(n_more)
+
     def _add_items(self, items: pd.DataFrame) -> None:
         """New items are cold: no ID embedding; in the text and fused modes their text scores them."""
         text = self._item_text(items) if self.item_repr != "id" else None

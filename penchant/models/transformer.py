@@ -287,7 +287,7 @@ class GatedBlock(nn.Module):
 
 def appended(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``t`` with ``rows`` after it (along dim 0). Where ``t``'s storage has room past its end (one
-    this returned), the rows are written there and the result is a longer view of the same storage:
+    this or :func:`with_room` returned), the rows are written there and the result is a longer view of the same storage:
     ``t`` itself is unchanged, and nothing is copied. Otherwise the result is a new tensor with room
     for an eighth more. Only grow the newest view of a storage: rows past an older view's end may
     belong to a newer one."""
@@ -595,3 +595,18 @@ class InterestTransformerNet(nn.Module):
             vectors, bias = grown.item_vectors(torch.arange(n, n + n_new, device=self.device))
             grown._table = (appended(self._table[0], vectors), appended(self._table[1], bias))
         return grown
+
+    @torch.no_grad()
+    def make_room(self, n_more: int) -> None:
+        """Compute the eval-mode table of item vectors and give it and every item row room for
+        ``n_more`` items after them, so that :meth:`with_items` copies nothing until that many have
+        come (a service that takes new items does this at start, not on its first new item)."""
+        self.eval()
+        vectors, bias = self.table()
+        self._table = (with_room(vectors, n_more), with_room(bias, n_more))
+        if self.item_emb is not None:
+            for emb in (self.item_emb, self.item_bias):
+                emb.weight = nn.Parameter(with_room(emb.weight.detach(), n_more), emb.weight.requires_grad)
+        if self.item_text is not None:
+            self.item_text = with_room(self.item_text, n_more)
+        self.known = with_room(self.known, n_more)

@@ -28,8 +28,8 @@ from penchant.explore import (
     NovelInterest,
     Policy,
     UserContext,
-    item_vectors_for,
     make_policies,
+    model_item_embeddings,
 )
 from penchant.interests import Profile, Taxonomy, build_profile
 from penchant.models import Recommender
@@ -99,7 +99,10 @@ class RunInterests:
             for j in known:
                 row[j] = 1.0 / len(known)
         taxonomy = self.taxonomy.with_items(rows)
-        vectors = item_vectors_for(model, list(model.histories.values()))
+        diversity: Diversity = self.policies[PolicyName.diversity]  # type: ignore[assignment]
+        # The new items' vectors only, after the ones the policies hold (a million of them at most
+        # copied once in a while, not per item).
+        vectors = diversity.vectors.appended(model_item_embeddings(model, start=diversity.vectors.n_items))
         old: NovelInterest = self.policies[PolicyName.novel_interest]  # type: ignore[assignment]
         bandit: Bandit = self.policies[PolicyName.bandit]  # type: ignore[assignment]
         grown = Bandit(taxonomy, bandit.config)
@@ -107,7 +110,7 @@ class RunInterests:
         policies: dict[PolicyName, Policy] = {
             PolicyName.diversity: Diversity(taxonomy, vectors),
             PolicyName.calibrated: Calibrated(taxonomy),
-            PolicyName.novel_interest: NovelInterest(taxonomy, old.transitions, vectors, old.config),
+            PolicyName.novel_interest: old.with_items(taxonomy, vectors, len(categories)),
             PolicyName.bandit: grown,
         }
         return RunInterests(taxonomy, policies, self._bandit_lock)  # one lock: the bandit state is shared

@@ -187,7 +187,8 @@ class ModelHolder:
         users = UserStates()
         loaded = LoadedRun(run, run_key, retriever, time.time(), interests, users)
         if can_add_items(run.model):
-            run.model.encoder  # noqa: B018 -- loaded at start (seconds), not by the first POST /items
+            # Seconds at a million items, spent here rather than on the first POST /items.
+            run.model.make_room_for_items(max(1024, run.model.n_items // 8))
             # Items added to the store after the run was trained (POST /items) stay recommendable.
             missing = self.store.items(not_in=run.model.item_map)
             if missing:

@@ -399,3 +399,24 @@ def test_policies_are_assembled_in_one_place(cycle_dataset, monkeypatch):
         make_policies(model, taxonomy, histories, ["calibrated", "greedy"])
     with pytest.raises(ValueError, match="needs item vectors"):
         make_policy("novel-interest", taxonomy)
+
+
+def test_novel_interest_grown_by_items_is_the_policy_built_on_the_grown_catalogue():
+    """A served catalogue that gains an item updates the interests' centroids with its vector (no pass
+    over every item); the closeness is then what a policy built on the grown catalogue has."""
+    histories = [
+        History(np.array([0, 1, 4, 5]), np.arange(4.0)),
+        History(np.array([0, 8, 9]), np.arange(3.0)),
+    ]
+    transitions = InterestTransitions.fit(histories, TAX.membership)
+    policy = NovelInterest(TAX, transitions, VECTORS)
+    new = np.array([[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]], dtype=np.float32)  # a t2 item, a t0+t1 item
+    taxonomy = TAX.with_items(new)
+    vectors = VECTORS.appended(RNG.normal(size=(2, 5)) * 10)
+
+    grown = policy.with_items(taxonomy, vectors, 2)
+
+    rebuilt = NovelInterest(taxonomy, transitions, vectors)
+    np.testing.assert_allclose(grown.closeness, rebuilt.closeness, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(grown.closeness, policy.closeness)  # the new vectors moved the centroids
+    assert grown.taxonomy is taxonomy and policy.taxonomy is TAX

@@ -54,3 +54,19 @@ def test_large_cooccurrence_takes_a_sparse_truncated_svd_with_the_same_answer(mo
     truncated = cooccurrence_vectors(histories, 60, dim=8)
     items = np.arange(60)
     assert np.allclose(exact.similarity(items), truncated.similarity(items), atol=1e-3)
+
+
+def test_appended_vectors_share_the_rows_and_leave_the_old_ones_as_they_were():
+    """Adding items to a served catalogue appends their vectors: the result is unit rows, the vectors
+    appended to stay as they were (requests still read them), and the next append writes into the room
+    the first one made instead of copying every row again."""
+    old = ItemVectors.from_array(np.arange(1.0, 41.0).reshape(20, 2))
+    first = old.appended(np.array([[3.0, 4.0]]))
+    second = first.appended(np.array([[0.0, 0.0], [0.0, 2.0]]))
+
+    assert old.n_items == 20 and (first.n_items, second.n_items) == (21, 23)
+    np.testing.assert_allclose(second.vectors[:20], old.vectors)
+    np.testing.assert_allclose(second.vectors[20:], [[0.6, 0.8], [0.0, 0.0], [0.0, 1.0]])
+    assert np.shares_memory(first.vectors, second.vectors)  # written into the room, not copied
+    assert not np.shares_memory(old.vectors, first.vectors)  # old had no room: copied once
+    np.testing.assert_allclose(first.vectors[20], [0.6, 0.8])  # the second append left it alone

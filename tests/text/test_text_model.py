@@ -194,8 +194,20 @@ def test_a_network_grown_by_items_leaves_itself_unchanged_and_copies_no_row(fuse
     torch.testing.assert_close(second.table()[1], fresh[1])
     assert not second.known[-2:].any()
 
-    # A model grown this way saves its items without the room.
+    # A service makes room at start: then even the first item copies nothing.
     model = InterestTransformer(config(max_epochs=1)).fit(genres, progress=False)
+    before = model.score([model.history_of("u00")])
+    model.make_room_for_items(8)
+    np.testing.assert_array_equal(model.score([model.history_of("u00")]), before)
+    roomy = model.net.with_items(text[:1], 1)
+    for name in ("item_text", "known"):
+        assert (
+            getattr(roomy, name).untyped_storage().data_ptr()
+            == getattr(model.net, name).untyped_storage().data_ptr()
+        )
+    assert roomy.table()[0].untyped_storage().data_ptr() == model.net.table()[0].untyped_storage().data_ptr()
+
+    # A model grown this way saves its items without the room.
     for name in ("a", "b"):
         model.add_items(pd.DataFrame({"item_id": [name], "title": [name], "description": [GENRE_TEXT["s"]]}))
     model.save(tmp_path)
