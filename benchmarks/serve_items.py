@@ -104,11 +104,11 @@ def main() -> None:
     exact = [] if args.ann else ["--ann-threshold", str(2 * args.items)]
     server = Server(run, db_url, port, *exact, start_timeout=1800)
     start_s = round(time.perf_counter() - started, 1)
-    client = Client(HOST, port, key)
-    health = json.loads(client.request("GET", "/health")[1])
+    health = json.loads(Client(HOST, port, key).request("GET", "/health")[1])
     while args.ann and health["retrieval"] != "ann" and time.perf_counter() - started < 3600:
-        time.sleep(5)
-        health = json.loads(client.request("GET", "/health")[1])
+        time.sleep(5)  # a new connection each time: the server closes one idle for 5 s
+        health = json.loads(Client(HOST, port, key).request("GET", "/health")[1])
+    client = Client(HOST, port, key)
     user = json.loads(client.request("GET", "/users?limit=1")[1])["users"][0]["user_id"]
     latencies = []
     try:
