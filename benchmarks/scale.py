@@ -174,6 +174,8 @@ def part_ablation(args) -> dict:
             continue
         source = beauty_source(args.beauty) if name == "beauty" else ML100K
         for config in configs:
+            if args.only_missing and any((r["dataset"], r["config"]) == (name, config) for r in rows):
+                continue
             row = train_and_evaluate(source, config, exclude_seen=name == "beauty")
             rows = [r for r in rows if (r["dataset"], r["config"]) != (name, config)]
             rows.append({"dataset": name, "date": time.strftime("%Y-%m-%d"), "commit": _commit(), **row})
@@ -710,6 +712,11 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="seeds: take seed 42 (the default's) from today's beauty / ml100k part instead of training it again",
+    )
+    parser.add_argument(
+        "--only-missing",
+        action="store_true",
+        help="ablation: run only the settings that have no row in scale.json yet",
     )
     parser.add_argument("--synthetic-worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--render", type=Path, help="only write the .md beside this scale .json")
