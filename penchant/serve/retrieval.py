@@ -15,6 +15,7 @@ search to nearest neighbours instead (Bachrach et al., RecSys 2014).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -32,8 +33,8 @@ log = logging.getLogger("penchant.serve")
 
 HNSW_M = 32  # links per node: recall vs memory
 HNSW_EF_CONSTRUCTION = 200  # build-time search breadth: recall vs build time
-# Items added to a served catalogue are scored exactly beside the index's candidates until this many
-# have come, then inserted into a copy of the index (a copy of a 10^6-item index takes about a second).
+# Items added to a served catalogue are scored exactly beside the index's candidates; once this many
+# have come, a background thread inserts them into a copy of the index (about 5 s at 10^6 items).
 FOLD = 2048
 
 
@@ -144,8 +145,7 @@ class ExactRetriever:
 class AnnRetriever:
     """HNSW candidates over the model's item vectors, re-scored exactly (repeat bias and transition
     boost included). Items added to the catalogue since the index was built (:meth:`extended`) are
-    scored exactly beside the index's candidates until there are :data:`FOLD` of them; they then
-    go into a copy of the index."""
+    scored exactly beside the index's candidates until they go into a copy of it (:meth:`folded`)."""
 
     kind = "ann"
 
@@ -182,26 +182,33 @@ class AnnRetriever:
     def extended(self, model: Recommender) -> AnnRetriever:
         """This retriever for ``model``, whose catalogue grew by items appended after the known ones
         (their vectors unchanged). The index is shared, not copied: only the new items' vectors are
-        computed, and they are scored exactly with every query until :data:`FOLD` have come, when
-        they are inserted into a copy of the index (a copy: requests still running search this
-        one). So adding an item costs the same at a thousand items as at a million."""
-        grown = object.__new__(AnnRetriever)
-        grown.model, grown.ef_search, grown.index, grown.vectors = (
-            model,
-            self.ef_search,
-            self.index,
-            self.vectors,
-        )
+        computed, and they are scored exactly with every query, beside the index's candidates, until
+        they are inserted into a copy of the index (:meth:`folded`, which a service runs in the
+        background once :data:`FOLD` have come). So adding an item costs the same at a thousand
+        items as at a million."""
+        grown = copy.copy(self)
+        grown.model, grown.repeat, grown._exact = model, model.repeat_bias(), ExactRetriever(model)
         new = np.asarray(model.item_vectors(start=self.n_items), dtype=np.float32)
         grown.recent = np.concatenate([self.recent, new])
-        if len(grown.recent) >= FOLD:
-            grown.index = self.index.copy()
-            grown.index.add(grown.recent)
-            grown.vectors = np.concatenate([self.vectors, grown.recent])
-            grown.recent = grown.vectors[:0]
-        grown.repeat = model.repeat_bias()
-        grown._exact = ExactRetriever(model)
         return grown
+
+    def folded(self) -> AnnRetriever:
+        """This retriever with its recent items inserted into a copy of the index (a copy: requests
+        still search this one). Seconds at a million items."""
+        grown = copy.copy(self)
+        grown.index = self.index.copy()
+        grown.index.add(self.recent)
+        grown.vectors = np.concatenate([self.vectors, self.recent])
+        grown.recent = grown.vectors[:0]
+        return grown
+
+    def rebased(self, folded: AnnRetriever) -> AnnRetriever:
+        """This retriever on the index of ``folded``, made from an earlier state of this one (same
+        index, fewer recent items): the items added since the fold began stay recent."""
+        out = copy.copy(self)
+        out.index, out.vectors = folded.index, folded.vectors
+        out.recent = self.recent[len(folded.vectors) - len(self.vectors) :]
+        return out
 
     def user_state(self, history: History) -> np.ndarray:
         """The history's query vector, (1, D) float32; the popularity scores for an empty history."""

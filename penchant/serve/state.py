@@ -32,6 +32,7 @@ import pandas as pd
 from penchant.data.dataset import History
 from penchant.errors import InputError
 from penchant.runs import Run, erase_user, load_run
+from penchant.serve import retrieval
 from penchant.serve.interests import RunInterests
 from penchant.serve.retrieval import (
     AnnRetriever,
@@ -161,8 +162,10 @@ class ModelHolder:
         self.store = store
         self._reload_lock = threading.Lock()  # reloads, catalogue additions and index swaps, one at a time
         self._building: str | None = None  # the run key whose ANN index a background thread builds
+        self._folding = False  # whether a background thread inserts added items into an index copy
         with self._reload_lock:  # a background build swaps its index in only once this is set
             self.current: LoadedRun = self._load()
+            self._fold_if_due()  # stored items added to the model at load may be many
 
     def _load(self) -> LoadedRun:
         run_dir = Path(self.settings.run_dir)
@@ -276,7 +279,44 @@ class ModelHolder:
                 log.warning("item %s stored but not added to the model: %s", item.item_id, e)
                 return False
             self.current = extended
+            self._fold_if_due()
             return True
+
+    def _fold_if_due(self) -> None:
+        """Once :data:`~penchant.serve.retrieval.FOLD` added items are scored beside the ANN index,
+        insert them into a copy of it in a background thread (seconds at a million items), so that
+        no request waits for it."""
+        retriever = self.current.retriever
+        if (
+            isinstance(retriever, AnnRetriever)
+            and len(retriever.recent) >= retrieval.FOLD
+            and not self._folding
+        ):
+            self._folding = True
+            threading.Thread(target=self._fold, args=(retriever,), name="ann-fold", daemon=True).start()
+
+    def _fold(self, retriever: AnnRetriever) -> None:
+        started = time.perf_counter()
+        try:
+            folded = retriever.folded()
+        except Exception:  # the added items stay scored beside the index
+            log.exception("inserting the added items into the ANN index failed")
+            folded = None
+        with self._reload_lock:
+            self._folding = False
+            current = self.current.retriever
+            if (
+                folded is None
+                or not isinstance(current, AnnRetriever)
+                or current.index is not retriever.index
+            ):
+                return  # another run or index was swapped in meanwhile
+            self.current = dataclasses.replace(self.current, retriever=current.rebased(folded))
+        log.info(
+            "%d added items inserted into the ANN index in %.1f s",
+            len(retriever.recent),
+            time.perf_counter() - started,
+        )
 
     def erase_user(self, user_id: str) -> int:
         """Remove an erased user from the served run: its directory (data, model history, event
@@ -304,6 +344,7 @@ class ModelHolder:
         with self._reload_lock:
             loaded = self._load()
             self.current = loaded  # one reference assignment: atomic for every reader
+            self._fold_if_due()
             log.info(
                 "loaded run %s (%s, %s retrieval)",
                 self.settings.run_dir,

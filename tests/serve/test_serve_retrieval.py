@@ -1,5 +1,7 @@
 """Retrieval: the vector form of the transformer's scores, and the ANN path held against exact scoring."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -187,29 +189,38 @@ def test_a_large_index_is_built_in_the_background_while_exact_retrieval_serves(
 
 
 @pytest.mark.parametrize("exclude_seen", [False, True])
-def test_items_added_are_found_before_and_after_they_go_into_the_index(text_run, monkeypatch, exclude_seen):
+def test_items_added_are_found_before_and_after_they_go_into_the_index(text_run, exclude_seen):
     """A new item is scored exactly beside the index's candidates (the index is shared, not copied:
-    adding one item to a million-item catalogue must not copy the index); once FOLD items have come
-    they go into a copy of the index, and the retriever they were added to keeps its own."""
-    from penchant.serve import retrieval
+    adding one item to a million-item catalogue must not copy the index); folding the added items
+    into a copy of the index leaves the retriever folded from as it was, and items added while the
+    fold ran stay scored beside the new index."""
     from penchant.serve.state import _with_items
     from penchant.serve.store import Item
 
-    monkeypatch.setattr(retrieval, "FOLD", 2)
     model = load_run(text_run).model
     n = model.n_items
     texts = ["Rocket to Jupiter", "A kiss at the wedding", "Aliens over the spaceport"]
-    steps = [(model, AnnRetriever(model, ef_search=64))]
+    models = [model]
     for number, text in enumerate(texts):
-        grown = _with_items(steps[-1][0], [Item(f"new-{number}", title=text, description=text)])
-        steps.append((grown, steps[-1][1].extended(grown)))
-    (_, first), (_, one), (_, two), (_, three) = steps
+        models.append(_with_items(models[-1], [Item(f"new-{number}", title=text, description=text)]))
+    first = AnnRetriever(model, ef_search=64)
+    one = first.extended(models[1])
+    two = one.extended(models[2])
+    folded = two.folded()
+    three = two.extended(models[3])  # added while the fold ran
+    rebased = three.rebased(folded)
 
-    assert one.index is first.index and len(one.recent) == 1 and one.n_items == n + 1
-    assert two.index is not one.index and len(two.recent) == 0 and two.index.ntotal == n + 2
-    assert one.index.ntotal == n and len(one.vectors) == n  # what requests on it still search
-    assert three.index is two.index and len(three.recent) == 1 and three.n_items == n + 3
-    for grown, ann in steps:
+    assert one.index is first.index and two.index is first.index and len(two.recent) == 2
+    assert folded.index is not two.index and folded.index.ntotal == n + 2 and len(folded.recent) == 0
+    assert two.index.ntotal == n and len(two.vectors) == n  # what requests on it still search
+    assert rebased.index is folded.index and len(rebased.recent) == 1 and rebased.n_items == n + 3
+    for grown, ann in (
+        (model, first),
+        (models[1], one),
+        (models[2], two),
+        (models[2], folded),
+        (models[3], rebased),
+    ):
         exact = ExactRetriever(grown)
         found = set()
         for history in grown.histories.values():
@@ -218,3 +229,24 @@ def test_items_added_are_found_before_and_after_they_go_into_the_index(text_run,
             np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-4, atol=1e-4)
             found |= {i for i, _ in ann.top_k(history, grown.n_items, exclude_seen)}
         assert set(range(n, grown.n_items)) <= found  # every added item can be recommended
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_service_folds_added_items_into_its_index_in_the_background(serve, text_run, monkeypatch):
+    from penchant.serve import retrieval
+
+    monkeypatch.setattr(retrieval, "FOLD", 2)
+    client = serve(text_run, ann_threshold=1)
+    models = client.app.state.services.models
+    n = models.current.retriever.n_items
+    for number in range(3):
+        item = {"item_id": f"new-{number}", "title": "Rocket to Jupiter", "description": "Space and aliens."}
+        assert client.post("/items", json=item).json()["recommendable"] is True
+    deadline = time.monotonic() + 30
+    while models.current.retriever.index.ntotal == n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    retriever = models.current.retriever
+    # The fold began at the second item: two in the index; the third, if it came after, beside it.
+    assert retriever.index.ntotal + len(retriever.recent) == n + 3 and retriever.index.ntotal >= n + 2
+    answer = client.get("/users/u00/recommendations", params={"k": n + 3, "exclude_seen": False}).json()
+    assert {f"new-{i}" for i in range(3)} <= {r["item_id"] for r in answer["items"]}
