@@ -180,7 +180,9 @@ def part_ablation(args) -> dict:
             rows = [r for r in rows if (r["dataset"], r["config"]) != (name, config)]
             rows.append({"dataset": name, "date": time.strftime("%Y-%m-%d"), "commit": _commit(), **row})
             print(f"ablation {name} {config}: {row['metrics']}", file=sys.stderr, flush=True)
-            save_section(args, "ablation", {"rows": rows, "date": time.strftime("%Y-%m-%d")})
+            # A note written by hand on the section (how its rows were run) is kept; edit it by hand.
+            kept = {"note": earlier["note"]} if "note" in earlier else {}
+            save_section(args, "ablation", {"rows": rows, "date": time.strftime("%Y-%m-%d"), **kept})
     return {"rows": rows}
 
 
