@@ -174,8 +174,9 @@ def main() -> None:
         f"≤ {BAR_S:.0f} s: {'met' if result['bar_met'] else 'NOT met'} |",
         "",
         "The first add makes room for an eighth more items after the item rows (a copy of them); the next "
-        "adds write into that room. Under ANN retrieval an add also computes the new item's vector and, "
-        "one add in FOLD (2,048), copies the index.",
+        "adds write into that room. Under ANN retrieval an add also computes the new item's vector; once "
+        "2,048 added items are scored beside the index, a background thread inserts them into a copy of it "
+        "(no request waits for that).",
     ]
     lines += conditions_before_after(before, after)
     write(args.name, result, "\n".join(lines))
