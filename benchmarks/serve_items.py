@@ -8,7 +8,8 @@ path from request to recommendable item, not the model's quality). The service r
 retrieval (``--ann-threshold`` above the catalogue), or with ``--ann`` as it runs by default at that
 size: through its HNSW index (built in the background at the first start and kept in the run), an
 added item scored exactly beside the shared index's candidates (``AnnRetriever.extended``) until
-``FOLD`` (2,048) have come, when they go into a copy of the index: ``--adds 2100`` includes one.
+``FOLD`` (2,048) have come, when a background thread inserts them into a copy of the index:
+``--adds 2100`` includes one.
 
 Each add: ``POST /items`` with a title, description and category, timed to its response (the service
 swaps in the grown model before it answers; the first add also makes room for an eighth more items,
