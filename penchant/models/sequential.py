@@ -529,7 +529,7 @@ class InterestTransformer(Recommender):
 
     # ------------------------------------------------------------------ persistence
     def _save_state(self, directory: Path) -> None:
-        # A tensor with room for more items (InterestTransformerNet.reserve) is saved without the room.
+        # A tensor with room for more items (InterestTransformerNet.make_room) is saved without the room.
         state = {
             k: v.cpu().clone() if v.untyped_storage().nbytes() > v.nbytes else v.cpu()
             for k, v in self.net.state_dict().items()

@@ -287,10 +287,11 @@ class GatedBlock(nn.Module):
 
 def appended(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``t`` with ``rows`` after it (along dim 0). Where ``t``'s storage has room past its end (one
-    this or :func:`with_room` returned), the rows are written there and the result is a longer view of the same storage:
-    ``t`` itself is unchanged, and nothing is copied. Otherwise the result is a new tensor with room
-    for an eighth more. Only grow the newest view of a storage: rows past an older view's end may
-    belong to a newer one."""
+    this or :func:`with_room` returned), the rows are written there and the result is a longer view
+    of the same storage: ``t`` itself is unchanged, and nothing is copied. Otherwise the result is a
+    new tensor with room for an eighth more. Only grow the newest view of a storage: rows past an
+    older view's end may belong to a newer one. (``ItemVectors.appended`` does the same for the
+    explore layer's numpy vectors.)"""
     n, needed = t.shape[0], t.shape[0] + rows.shape[0]
     row_bytes = t[:1].nbytes if n else 0
     roomy = (
