@@ -11,7 +11,8 @@ A request takes :attr:`ModelHolder.current` once (through :class:`penchant.serve
 and uses that snapshot throughout, so a reload (``POST /admin/reload`` or SIGHUP) replaces the model between requests without failing any: the new
 run is loaded beside the old one and the reference swapped in one assignment. Adding an item to a
 model that scores items by their text (``POST /items``) is swapped in the same way: a copy of the
-model with the item, its retriever and interests rebuilt and an empty state cache.
+model with the item, its retriever and interests grown and an empty state cache. The ANN index is
+built and grown in background threads (:mod:`penchant.serve.upkeep`) and swapped in the same way.
 """
 
 from __future__ import annotations
@@ -32,25 +33,17 @@ import pandas as pd
 from penchant.data.dataset import History
 from penchant.errors import InputError
 from penchant.runs import Run, erase_user, load_run
-from penchant.serve import retrieval
 from penchant.serve.interests import RunInterests
-from penchant.serve.retrieval import (
-    AnnRetriever,
-    ExactRetriever,
-    Retriever,
-    build_retriever,
-    has_kept_index,
-    wants_ann,
-)
+from penchant.serve.retrieval import ExactRetriever, Retriever, build_retriever
 from penchant.serve.settings import Settings
 from penchant.serve.store import EventStore, Item
+from penchant.serve.upkeep import IndexUpkeep, Update
 
 log = logging.getLogger("penchant.serve")
 
 
 USER_STATES = 100_000  # at most this many users' model states in one process (LRU) ...
 USER_STATE_BYTES = 256 * 2**20  # ... and at most about this much memory, counted by what each one holds
-ANN_FOLDER = "ann"  # inside the run directory: the HNSW index kept between starts
 REFRESH_USERS = 32  # users of one write whose state is computed before the response; others on read
 
 
@@ -155,17 +148,19 @@ def _with_items(model, items: list[Item]):
 
 class ModelHolder:
     """The served run: loaded at start, replaced whole by a reload, copied with new items by
-    :meth:`add_item`. Readers take :attr:`current` once per request."""
+    :meth:`add_item`, its ANN index kept current in the background by :attr:`index`. Readers take
+    :attr:`current` once per request."""
 
     def __init__(self, settings: Settings, store: EventStore):
         self.settings = settings
         self.store = store
-        self._reload_lock = threading.Lock()  # reloads, catalogue additions and index swaps, one at a time
-        self._building: str | None = None  # the run key whose ANN index a background thread builds
-        self._folding = False  # whether a background thread inserts added items into an index copy
+        # Reloads, catalogue additions and retriever swaps, one at a time.
+        self._reload_lock = threading.Lock()
+        self.index = IndexUpkeep(settings, self.swap_retriever)
         with self._reload_lock:  # a background build swaps its index in only once this is set
             self.current: LoadedRun = self._load()
-            self._fold_if_due()  # stored items added to the model at load may be many
+            # Stored items added to the model at load may be many.
+            self.index.fold_if_due(self.current.retriever)
 
     def _load(self) -> LoadedRun:
         run_dir = Path(self.settings.run_dir)
@@ -179,7 +174,7 @@ class ModelHolder:
             )
             if added is not None:
                 log.info("imported run %s into the event store: %d events, %d items", run_dir, *added)
-        retriever = self._retriever(run, run_key)
+        retriever = self.index.retriever(run, run_key)
         interests = RunInterests.build(run)
         if interests is None:
             log.warning(
@@ -199,59 +194,26 @@ class ModelHolder:
                 log.info("added %d stored items the run was not trained on to its model", len(missing))
         return loaded
 
-    def _retriever(self, run: Run, run_key: str) -> Retriever:
-        """The run's retriever. An ANN index that is not kept from an earlier start and would take
-        long to build (``ann_background_from`` items) is built in a background thread while exact
-        retrieval serves, and swapped in when ready; the service answers from the start."""
-        model, settings = run.model, self.settings
-        cache = Path(settings.run_dir) / ANN_FOLDER
-        if (
-            wants_ann(model, settings.ann_threshold)
-            and model.n_items >= settings.ann_background_from
-            and not has_kept_index(model, cache)
-        ):
-            if self._building != run_key:
-                self._building = run_key
-                threading.Thread(
-                    target=self._build_index, args=(run_key, model, cache), name="ann-index", daemon=True
-                ).start()
-                log.info(
-                    "building the ANN index over %d items in the background; exact retrieval until it is ready",
-                    model.n_items,
-                )
-            return ExactRetriever(model)
-        return build_retriever(model, settings.ann_threshold, settings.ann_ef_search, cache=cache)
-
-    def _build_index(self, run_key: str, model, cache: Path) -> None:
-        started = time.perf_counter()
-        try:
-            built = AnnRetriever(model, ef_search=self.settings.ann_ef_search, cache=cache)
-        except Exception:  # the service keeps answering exactly
-            log.exception("building the ANN index failed; exact retrieval goes on")
-            with self._reload_lock:
-                self._building = None
-            return
+    def swap_retriever(self, update: Update) -> bool:
+        """Serve the retriever ``update(current)`` gives instead of the current one (None: keep it),
+        applied under the reload lock to the run served at that moment; returns whether it swapped.
+        States cached for one kind of retriever (exact score rows) are not states of another (ANN
+        query vectors): a change of kind starts an empty cache."""
         with self._reload_lock:
-            if self._building != run_key or self.current.run_key != run_key:
-                return  # another run was loaded meanwhile; the index stays kept for it on disk
             loaded = self.current
-            if loaded.run.model is not model:  # items were added (or the same run reloaded) meanwhile
-                built = built.extended(loaded.run.model)
-            # States cached for exact retrieval (score rows) are not ANN states (query vectors).
-            self.current = dataclasses.replace(loaded, retriever=built, users=UserStates())
-            self._building = None
-        log.info(
-            "ANN index over %d items ready in %.0f s; serving through it",
-            len(built.vectors),
-            time.perf_counter() - started,
-        )
+            retriever = update(loaded)
+            if retriever is None:
+                return False
+            users = loaded.users if retriever.kind == loaded.retriever.kind else UserStates()
+            self.current = dataclasses.replace(loaded, retriever=retriever, users=users)
+            return True
 
     def _extended(self, loaded: LoadedRun, items: list[Item]) -> LoadedRun:
         """A new LoadedRun whose model also scores ``items``, with everything sized by the catalogue
         rebuilt: the retriever (and ANN index), the interests, and an empty user-state cache."""
         model = _with_items(loaded.run.model, items)
         run = dataclasses.replace(loaded.run, model=model)
-        if self._building == loaded.run_key:  # the background build extends its index when it ends
+        if self.index.building(loaded.run_key):  # the background build extends its index when it ends
             retriever: Retriever = ExactRetriever(model)
         else:
             retriever = build_retriever(
@@ -279,44 +241,8 @@ class ModelHolder:
                 log.warning("item %s stored but not added to the model: %s", item.item_id, e)
                 return False
             self.current = extended
-            self._fold_if_due()
+            self.index.fold_if_due(self.current.retriever)
             return True
-
-    def _fold_if_due(self) -> None:
-        """Once :data:`~penchant.serve.retrieval.FOLD` added items are scored beside the ANN index,
-        insert them into a copy of it in a background thread (seconds at a million items), so that
-        no request waits for it."""
-        retriever = self.current.retriever
-        if (
-            isinstance(retriever, AnnRetriever)
-            and len(retriever.recent) >= retrieval.FOLD
-            and not self._folding
-        ):
-            self._folding = True
-            threading.Thread(target=self._fold, args=(retriever,), name="ann-fold", daemon=True).start()
-
-    def _fold(self, retriever: AnnRetriever) -> None:
-        started = time.perf_counter()
-        try:
-            folded = retriever.folded()
-        except Exception:  # the added items stay scored beside the index
-            log.exception("inserting the added items into the ANN index failed")
-            folded = None
-        with self._reload_lock:
-            self._folding = False
-            current = self.current.retriever
-            if (
-                folded is None
-                or not isinstance(current, AnnRetriever)
-                or current.index is not retriever.index
-            ):
-                return  # another run or index was swapped in meanwhile
-            self.current = dataclasses.replace(self.current, retriever=current.rebased(folded))
-        log.info(
-            "%d added items inserted into the ANN index in %.1f s",
-            len(retriever.recent),
-            time.perf_counter() - started,
-        )
 
     def erase_user(self, user_id: str) -> int:
         """Remove an erased user from the served run: its directory (data, model history, event
@@ -344,7 +270,7 @@ class ModelHolder:
         with self._reload_lock:
             loaded = self._load()
             self.current = loaded  # one reference assignment: atomic for every reader
-            self._fold_if_due()
+            self.index.fold_if_due(self.current.retriever)
             log.info(
                 "loaded run %s (%s, %s retrieval)",
                 self.settings.run_dir,
