@@ -68,6 +68,7 @@ ABLATION = {
         {"long_term": False},
         {"max_len": 50},
         {"popular_negatives": 0.0},
+        {"precision": "bf16"},
     ],
     "ml100k": [
         {"long_term": False},
@@ -169,6 +170,8 @@ def part_ablation(args) -> dict:
     path = args.out / "scale.json"
     earlier = json.loads(path.read_text())["parts"].get("ablation", {}) if path.exists() else {}
     rows = [r for r in earlier.get("rows", []) if r.get("config") in ABLATION.get(r["dataset"], [])]
+    # A note written by hand on the section (how its rows were run) is kept; edit it by hand.
+    kept = {"note": earlier["note"]} if "note" in earlier else {}
     for name, configs in ABLATION.items():
         if name not in args.datasets or (name == "beauty" and not args.beauty.exists()):
             continue
@@ -180,10 +183,8 @@ def part_ablation(args) -> dict:
             rows = [r for r in rows if (r["dataset"], r["config"]) != (name, config)]
             rows.append({"dataset": name, "date": time.strftime("%Y-%m-%d"), "commit": _commit(), **row})
             print(f"ablation {name} {config}: {row['metrics']}", file=sys.stderr, flush=True)
-            # A note written by hand on the section (how its rows were run) is kept; edit it by hand.
-            kept = {"note": earlier["note"]} if "note" in earlier else {}
             save_section(args, "ablation", {"rows": rows, "date": time.strftime("%Y-%m-%d"), **kept})
-    return {"rows": rows}
+    return {"rows": rows, **kept}
 
 
 def part_seeds(args) -> dict:
