@@ -42,7 +42,7 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 
 def uses_bf16(device: torch.device, precision: str) -> bool:
     """bf16 where asked for or, with ``auto``, on a CUDA device that supports it; fp32 otherwise (on
-    the reference CPUs bf16 matrix products are slower than fp32: benchmarks/results/scale.md)."""
+    the reference CPUs bf16 autocast buys nothing over a whole training: benchmarks/results/scale.md)."""
     return precision == "bf16" or (
         precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     )

@@ -106,7 +106,8 @@ class TransformerConfig(ModelConfig):
     validation_users: int = 10_000  # early stopping ranks this many validation users (seeded sample)
     threads: int = 0  # torch intra-op threads; 0 = torch's default (the machine's cores)
     # "auto": bf16 autocast on a CUDA device that supports it, fp32 elsewhere (on the reference CPUs a
-    # Beauty epoch took 19.2 s under bf16 autocast against 16.2 s in fp32, benchmarks/results/scale.md).
+    # whole Beauty training under bf16 took longer, 972 s against 928 s, to a slightly lower NDCG@10,
+    # 0.0369 against 0.0371: benchmarks/results/scale.md, ablation).
     precision: str = "auto"
     item_repr: str = "auto"  # "id", "text", "fused", or "auto": fused when items have text, else id
     text_encoder: str = "minilm"  # "minilm", "multilingual" or a sentence-transformers directory
