@@ -29,7 +29,7 @@ from penchant.explore.interests import (
     interest_distribution,
     novel_interest_scores,
 )
-from penchant.explore.vectors import ItemVectors, item_vectors_for
+from penchant.explore.vectors import ItemVectors, item_vectors_for, unit_rows
 from penchant.interests.taxonomy import Taxonomy
 from penchant.models.base import Recommender
 from penchant.models.topk import PAD, topk_indices
@@ -81,12 +81,6 @@ class UserContext:
 
     history: History
     user_id: str | None = None
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Each row scaled to length 1 (zero rows stay zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
 def _check_knob(explore: float) -> float:
@@ -334,7 +328,7 @@ class NovelInterest(Policy):
         # The interests' item-vector sums (K, d), so that items added later update them (with_items).
         self._sums = None if interest_vectors is not None else np.asarray(self.membership.T @ vectors.vectors)
         self.closeness = interest_closeness(
-            _unit_rows(interest_vectors if interest_vectors is not None else self._sums)
+            unit_rows(interest_vectors if interest_vectors is not None else self._sums)
         )
 
     def with_items(self, taxonomy: Taxonomy, vectors: ItemVectors, n_new: int) -> NovelInterest:
@@ -345,7 +339,7 @@ class NovelInterest(Policy):
         if self._sums is not None:
             new = np.asarray(grown.membership[-n_new:].T @ vectors.vectors[-n_new:])
             grown._sums = self._sums + new
-            grown.closeness = interest_closeness(_unit_rows(grown._sums))
+            grown.closeness = interest_closeness(unit_rows(grown._sums))
         return grown
 
     def interest_scores(self, profile: np.ndarray, candidates: Candidates | None = None) -> np.ndarray:

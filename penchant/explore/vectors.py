@@ -20,6 +20,12 @@ from penchant.data.dataset import History
 from penchant.models.base import Recommender
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row of ``matrix`` scaled to length 1 (zero rows stay zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
 @dataclass
 class ItemVectors:
     """Unit-length item vectors ``(n_items, d)``; items with no information get the zero vector."""
@@ -32,9 +38,7 @@ class ItemVectors:
         matrix = np.asarray(matrix, dtype=np.float32)
         if matrix.ndim != 2:
             raise ValueError(f"item vectors must be a (n_items, d) array, got shape {matrix.shape}")
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        unit = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-        return cls(unit, source)
+        return cls(unit_rows(matrix), source)
 
     @property
     def n_items(self) -> int:

@@ -12,7 +12,7 @@ and uses that snapshot throughout, so a reload (``POST /admin/reload`` or SIGHUP
 run is loaded beside the old one and the reference swapped in one assignment. Adding an item to a
 model that scores items by their text (``POST /items``) is swapped in the same way: a copy of the
 model with the item, its retriever and interests grown and an empty state cache. The ANN index is
-built and grown in background threads (:mod:`penchant.serve.upkeep`) and swapped in the same way.
+built and grown in background threads (:mod:`penchant.serve.index_upkeep`) and swapped in the same way.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import pandas as pd
 from penchant.data.dataset import History
 from penchant.errors import InputError
 from penchant.runs import Run, erase_user, load_run
+from penchant.serve.index_upkeep import IndexUpkeep, Update
 from penchant.serve.interests import RunInterests
 from penchant.serve.retrieval import ExactRetriever, Retriever, build_retriever
 from penchant.serve.settings import Settings
 from penchant.serve.store import EventStore, Item
-from penchant.serve.upkeep import IndexUpkeep, Update
 
 log = logging.getLogger("penchant.serve")
 
@@ -210,7 +210,8 @@ class ModelHolder:
 
     def _extended(self, loaded: LoadedRun, items: list[Item]) -> LoadedRun:
         """A new LoadedRun whose model also scores ``items``, with everything sized by the catalogue
-        rebuilt: the retriever (and ANN index), the interests, and an empty user-state cache."""
+        grown by them (the retriever, sharing its ANN index, and the interests) and an empty
+        user-state cache."""
         model = _with_items(loaded.run.model, items)
         run = dataclasses.replace(loaded.run, model=model)
         if self.index.building(loaded.run_key):  # the background build extends its index when it ends

@@ -138,11 +138,11 @@ def test_a_large_index_is_built_in_the_background_while_exact_retrieval_serves(
     import threading
     import time
 
-    from penchant.serve import upkeep
+    from penchant.serve import index_upkeep
     from penchant.serve.retrieval import MipsIndex
 
     run_dir = tmp_path / "run"
-    shutil.copytree(text_run, run_dir, ignore=shutil.ignore_patterns(upkeep.ANN_FOLDER))  # none kept
+    shutil.copytree(text_run, run_dir, ignore=shutil.ignore_patterns(index_upkeep.ANN_FOLDER))  # none kept
     gate, building = threading.Event(), threading.Event()
 
     class Gated(AnnRetriever):
@@ -151,7 +151,7 @@ def test_a_large_index_is_built_in_the_background_while_exact_retrieval_serves(
             assert gate.wait(60)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(upkeep, "AnnRetriever", Gated)
+    monkeypatch.setattr(index_upkeep, "AnnRetriever", Gated)
     client = serve(run_dir, ann_threshold=1, ann_background_from=1)
     models = client.app.state.services.models
     assert building.wait(10)  # the build started, and the service answers meanwhile, exactly
@@ -177,7 +177,7 @@ def test_a_large_index_is_built_in_the_background_while_exact_retrieval_serves(
     assert retriever.kind == "ann" and retriever.n_items == 13  # 12 trained + the one added
     answer = client.get("/users/u00/recommendations", params={"k": 13, "exclude_seen": False}).json()
     assert answer["retrieval"] == "ann" and "s-new" in {r["item_id"] for r in answer["items"]}
-    assert len(list((run_dir / upkeep.ANN_FOLDER).glob("*.faiss"))) == 1
+    assert len(list((run_dir / index_upkeep.ANN_FOLDER).glob("*.faiss"))) == 1
 
     # The next start loads the kept index before it answers (the stored item is scored beside it).
     monkeypatch.undo()
